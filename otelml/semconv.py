@@ -1,0 +1,72 @@
+"""Names otelml puts on the wire: attributes, metrics, units, span and event names.
+
+No OpenTelemetry semantic convention covers classical ML inference yet, so otelml defines its own under the
+``otelml.`` namespace, following OpenTelemetry's naming rules: dotted lower-case names, UCUM units (``s`` for
+durations, ``1`` for ratios, ``{annotation}`` for counts), and metric attributes of bounded cardinality (model,
+version, task, feature, label; never a request or user id).
+
+This module imports nothing and holds constants only. Every other module takes its names from here, and the README
+documents each one.
+"""
+
+# Instrumentation scope of everything otelml emits.
+SCOPE_NAME = "otelml"
+
+# --- Model identity: span attributes and metric point attributes -------------------------------------------------
+MODEL_NAME = "otelml.model.name"
+MODEL_VERSION = "otelml.model.version"
+MODEL_TASK = "otelml.model.task"
+
+TASK_CLASSIFICATION = "classification"
+TASK_REGRESSION = "regression"
+TASK_SCORING = "scoring"
+TASKS = (TASK_CLASSIFICATION, TASK_REGRESSION, TASK_SCORING)
+
+# --- Per-call span attributes -------------------------------------------------------------------------------------
+SPAN_NAME_PREFIX = "predict"  # span name: "predict {model name}"
+BATCH_SIZE = "otelml.batch.size"
+PREDICTION_LABEL = "otelml.prediction.label"  # single-row calls only
+PREDICTION_CONFIDENCE = "otelml.prediction.confidence"  # single-row calls only
+PREDICTION_ID = "otelml.prediction.id"
+ERROR_TYPE = "error.type"  # OpenTelemetry's general attribute, on failed calls
+
+# --- Metric point attributes besides model identity ---------------------------------------------------------------
+FEATURE_NAME = "otelml.feature.name"
+FEATURE_CATEGORY = "otelml.feature.category"
+NONFINITE_KIND = "otelml.nonfinite.kind"
+NONFINITE_NAN = "nan"
+NONFINITE_POS_INF = "+inf"
+NONFINITE_NEG_INF = "-inf"
+TRUE_LABEL = "otelml.outcome.true_label"
+# Predicted label on metrics uses PREDICTION_LABEL.
+OTHER_VALUE = "__other__"  # stands for every value past a cardinality cap
+
+# --- Metrics: name, unit -------------------------------------------------------------------------------------------
+# Histograms are exponential histograms with delta temporality.
+METRIC_DURATION = "otelml.inference.duration"
+UNIT_DURATION = "s"
+METRIC_CONFIDENCE = "otelml.prediction.confidence"
+UNIT_CONFIDENCE = "1"
+METRIC_MARGIN = "otelml.prediction.margin"
+UNIT_MARGIN = "1"
+METRIC_PREDICTION_VALUE = "otelml.prediction.value"
+UNIT_PREDICTION_VALUE = "1"
+METRIC_FEATURE_VALUE = "otelml.feature.value"
+UNIT_FEATURE_VALUE = "1"
+
+# Monotonic sums with delta temporality.
+METRIC_CALLS = "otelml.inference.calls"
+UNIT_CALLS = "{call}"
+METRIC_ROWS = "otelml.inference.rows"
+UNIT_ROWS = "{row}"
+METRIC_PREDICTIONS = "otelml.predictions"
+UNIT_PREDICTIONS = "{prediction}"
+METRIC_FEATURE_NONFINITE = "otelml.feature.nonfinite"
+UNIT_FEATURE_NONFINITE = "{value}"
+METRIC_FEATURE_CATEGORY = "otelml.feature.category.count"
+UNIT_FEATURE_CATEGORY = "{value}"
+METRIC_OUTCOMES = "otelml.outcomes"
+UNIT_OUTCOMES = "{outcome}"
+METRIC_TELEMETRY_DROPPED = "otelml.telemetry.dropped"
+UNIT_TELEMETRY_DROPPED = "{item}"
+DROP_REASON = "otelml.drop.reason"
