@@ -134,35 +134,41 @@ def from_columns(values, layout: Layout = DEFAULT_LAYOUT) -> list[ExpHistogram]:
     n_rows, n_cols = x.shape
     if n_rows == 0 or n_cols == 0:
         return [ExpHistogram() for _ in range(n_cols)]
+    # Work on columns as contiguous rows: reductions along contiguous memory are about ten times faster.
+    xt = np.ascontiguousarray(x.T)
 
     n_finite = np.full(n_cols, n_rows)
-    if np.isfinite(x).all():
-        mins, maxs = x.min(axis=0), x.max(axis=0)
+    if np.isfinite(xt).all():
+        mins, maxs = xt.min(axis=1), xt.max(axis=1)
     else:
-        finite = np.isfinite(x)
-        n_finite = finite.sum(axis=0)
-        mins = np.where(finite, x, np.inf).min(axis=0)
-        maxs = np.where(finite, x, -np.inf).max(axis=0)
-        x = np.where(finite, x, 0.0)  # counted as zeros below, then taken off the zero count
-    sums = x.sum(axis=0)
+        finite = np.isfinite(xt)
+        n_finite = finite.sum(axis=1)
+        mins = np.where(finite, xt, np.inf).min(axis=1)
+        maxs = np.where(finite, xt, -np.inf).max(axis=1)
+        xt = np.where(finite, xt, 0.0)  # counted as zeros below, then taken off the zero count
+    sums = xt.sum(axis=1)
 
-    level = np.abs(x)
+    level = np.abs(xt)
     with np.errstate(divide="ignore"):
         np.log2(level, out=level)  # -inf for zeros
-    level_hi = level.max(axis=0)
-    level_lo = level.min(axis=0)
+    level_hi = level.max(axis=1)
+    level_lo = level.min(axis=1)
     for c in np.flatnonzero(np.isneginf(level_lo) & np.isfinite(level_hi)):
-        column = level[:, c]
-        level_lo[c] = column[np.isfinite(column)].min()
+        row = level[c]
+        level_lo[c] = row[np.isfinite(row)].min()
     has_values = np.isfinite(level_hi)
 
-    scale_full = _scale_for_span(level_hi - level_lo, layout)
-    fold_lo = _fold_candidates(level, level_lo, level_hi, scale_full, layout)
-    scale_fold = _scale_for_span(level_hi - fold_lo, layout)
+    with np.errstate(invalid="ignore"):  # columns of zeros only: -inf - -inf
+        scale_full = _scale_for_span(level_hi - level_lo, layout)
+        fold_lo = _fold_candidates(level, level_lo, level_hi, scale_full, layout)
+        scale_fold = _scale_for_span(level_hi - fold_lo, layout)
     use_fold = has_values & (scale_fold - scale_full >= layout.min_fold_gain)
     scale = np.where(use_fold, scale_fold, scale_full)
     factor = np.exp2(scale.astype(np.float64))
-    lowest = np.ceil(np.where(use_fold, fold_lo, np.where(has_values, level_lo, 0.0)) * factor) - 1
+    lowest = np.ceil(np.where(has_values, level_lo, 0.0) * factor) - 1
+    # Folding keeps the top max_size buckets only, which is no more than the fold rule allowed.
+    top = np.ceil(np.where(has_values, level_hi, 0.0) * factor) - 1
+    lowest = np.where(use_fold, np.maximum(lowest, top - layout.max_size + 1), lowest)
 
     # Slot of each value in one bincount over all columns: per column, M negative slots (mirrored), one zero slot,
     # M positive slots. Folded values and zeros land in the zero slot. The clip only matters if a value lies within
@@ -170,12 +176,12 @@ def from_columns(values, layout: Layout = DEFAULT_LAYOUT) -> list[ExpHistogram]:
     size = layout.max_size
     width = 2 * size + 1
     slot = level
-    np.multiply(slot, factor, out=slot)
+    np.multiply(slot, factor[:, None], out=slot)
     np.ceil(slot, out=slot)
-    np.subtract(slot, lowest, out=slot)
+    np.subtract(slot, lowest[:, None], out=slot)
     np.clip(slot, 0, size, out=slot)
-    np.copysign(slot, x, out=slot)
-    np.add(slot, np.arange(n_cols) * width + size, out=slot)
+    np.copysign(slot, xt, out=slot)
+    np.add(slot, (np.arange(n_cols) * width + size)[:, None], out=slot)
     counts = np.bincount(slot.astype(np.int64).ravel(), minlength=n_cols * width).reshape(n_cols, width)
     counts[:, size] -= n_rows - n_finite
     zero_threshold = np.where(use_fold, np.exp2(lowest / factor), 0.0)
@@ -220,26 +226,26 @@ def _fold_candidates(level, level_lo, level_hi, scale_full, layout: Layout):
     candidates = (scale_full + layout.min_fold_gain <= layout.max_scale) & np.isfinite(level_hi)
     if layout.max_fold_fraction == 0 or not candidates.any():
         return level_lo
-    n_rows, n_cols = level.shape
-    sample = level if n_rows <= 1024 else level[np.random.default_rng(n_rows).integers(0, n_rows, 1024)]
+    n_cols, n_rows = level.shape
+    sample = level if n_rows <= 1024 else level[:, np.random.default_rng(n_rows).integers(0, n_rows, 1024)]
     present = np.isfinite(sample)
     top = np.floor(np.where(np.isfinite(level_hi), level_hi, 0.0))
     # Octaves counted down from each column's top octave; everything 63 or more octaves down shares the last bin.
-    depth = np.clip(top - np.floor(np.where(present, sample, -np.inf)), 0, _OCTAVES - 1).astype(np.int64)
-    keys = depth + np.arange(n_cols) * _OCTAVES
+    depth = np.clip(top[:, None] - np.floor(np.where(present, sample, -np.inf)), 0, _OCTAVES - 1).astype(np.int64)
+    keys = depth + (np.arange(n_cols) * _OCTAVES)[:, None]
     per_octave = np.bincount(keys[present], minlength=n_cols * _OCTAVES).reshape(n_cols, _OCTAVES)
     below = np.cumsum(per_octave[:, ::-1], axis=1)[:, ::-1] - per_octave
-    allowed = below <= layout.max_fold_fraction * present.sum(axis=0)[:, None]
+    allowed = below <= layout.max_fold_fraction * present.sum(axis=1)[:, None]
     cut = top - np.argmax(allowed, axis=1)
     fold_lo = level_lo.copy()
     for c in np.flatnonzero(candidates & (cut > np.floor(level_lo))):
-        column = level[:, c]
-        fold_lo[c] = column[column >= cut[c]].min()
+        row = level[c]
+        fold_lo[c] = row[row >= cut[c]].min()
     return fold_lo
 
 
 def merge(a: ExpHistogram, b: ExpHistogram, layout: Layout = DEFAULT_LAYOUT) -> ExpHistogram:
-    """Merge two histograms: downscale to the coarser scale, widen the zero bucket to the larger threshold.
+    """Merge two histograms; see :func:`merge_all`.
 
     Example:
         >>> import numpy as np
@@ -247,32 +253,49 @@ def merge(a: ExpHistogram, b: ExpHistogram, layout: Layout = DEFAULT_LAYOUT) -> 
         >>> h.count, int(h.positive.sum()), h.scale <= 20
         (3, 3, True)
     """
-    if a.count == 0:
-        return b
-    if b.count == 0:
-        return a
-    scale = min(a.scale, b.scale)
-    zero_threshold = max(a.zero_threshold, b.zero_threshold)
-    pos = _add(
-        _downscale(a.positive_offset, a.positive, a.scale - scale),
-        _downscale(b.positive_offset, b.positive, b.scale - scale),
-    )
-    neg = _add(
-        _downscale(a.negative_offset, a.negative, a.scale - scale),
-        _downscale(b.negative_offset, b.negative, b.scale - scale),
-    )
+    return merge_all([a, b], layout)
+
+
+def merge_all(histograms, layout: Layout = DEFAULT_LAYOUT) -> ExpHistogram:
+    """Merge many histograms at once: downscale all to the coarsest scale, widen the zero bucket to the largest
+    threshold, then fit the result into ``max_size`` buckets per sign by the same rule as :func:`from_columns`.
+
+    Example:
+        >>> import numpy as np
+        >>> parts = [from_values(np.array([v])) for v in (1.0, 2.0, -3.0, 0.0)]
+        >>> h = merge_all(parts)
+        >>> h.count, h.zero_count, h.min, h.max
+        (4, 1, -3.0, 2.0)
+    """
+    parts = [h for h in histograms if h.count]
+    if len(parts) <= 1:
+        return parts[0] if parts else ExpHistogram(scale=layout.max_scale)
+    scale = min(h.scale for h in parts)
+    pos = _sum_buckets([(h.positive_offset, h.positive, h.scale - scale) for h in parts])
+    neg = _sum_buckets([(h.negative_offset, h.negative, h.scale - scale) for h in parts])
     return _fit(
         scale,
-        zero_threshold,
-        a.zero_count + b.zero_count,
+        max(h.zero_threshold for h in parts),
+        sum(h.zero_count for h in parts),
         pos,
         neg,
-        count=a.count + b.count,
-        total=a.sum + b.sum,
-        low=min(a.min, b.min),
-        high=max(a.max, b.max),
+        count=sum(h.count for h in parts),
+        total=float(sum(h.sum for h in parts)),
+        low=min(h.min for h in parts),
+        high=max(h.max for h in parts),
         layout=layout,
     )
+
+
+def _sum_buckets(parts):
+    """Add bucket arrays given as ``(offset, counts, downscale_by)`` into one ``(offset, counts)``."""
+    parts = [p for p in parts if p[1].size]
+    if not parts:
+        return 0, _EMPTY
+    index = np.concatenate([(off + np.arange(c.size)) >> by for off, c, by in parts])
+    counts = np.concatenate([c for _, c, _ in parts])
+    offset = int(index.min())
+    return offset, np.bincount(index - offset, weights=counts).astype(np.int64)
 
 
 def _downscale(offset, counts, by):
@@ -281,19 +304,6 @@ def _downscale(offset, counts, by):
     index = (offset + np.arange(counts.size)) >> by
     new_offset = int(index[0])
     return new_offset, np.bincount(index - new_offset, weights=counts).astype(np.int64)
-
-
-def _add(a, b):
-    (off_a, ca), (off_b, cb) = a, b
-    if ca.size == 0:
-        return off_b, cb
-    if cb.size == 0:
-        return off_a, ca
-    offset = min(off_a, off_b)
-    out = np.zeros(max(off_a + ca.size, off_b + cb.size) - offset, dtype=np.int64)
-    out[off_a - offset : off_a - offset + ca.size] += ca
-    out[off_b - offset : off_b - offset + cb.size] += cb
-    return offset, out
 
 
 def _fold_below(offset, counts, scale, zero_threshold):
@@ -316,20 +326,20 @@ def _fit(scale, zero_threshold, zero_count, pos, neg, *, count, total, low, high
     p, p_off = _trim(p_off, p)
     n, n_off = _trim(n_off, n)
 
-    by_full = _shift_to_fit([(p_off, p), (n_off, n)], None, layout.max_size)
+    signs = [(p_off, p), (n_off, n)]
+    by = _shift_to_fit(signs, None, layout.max_size)
     cut = _fold_cut(p_off, p, n_off, n, layout.max_fold_fraction)
-    by_fold = _shift_to_fit([(p_off, p), (n_off, n)], cut, layout.max_size) if cut is not None else by_full
-    if cut is not None and by_full - by_fold >= layout.min_fold_gain:
-        scale -= by_fold
-        kept_from = cut >> by_fold
-        zero_threshold = max(zero_threshold, float(np.exp2(kept_from * 2.0**-scale)))
-        (p_off, p), (n_off, n) = _downscale(p_off, p, by_fold), _downscale(n_off, n, by_fold)
-        p_off, p, moved_p = _fold_below(p_off, p, scale, zero_threshold)
-        n_off, n, moved_n = _fold_below(n_off, n, scale, zero_threshold)
-        zero_count += moved_p + moved_n
-    else:
-        scale -= by_full
-        (p_off, p), (n_off, n) = _downscale(p_off, p, by_full), _downscale(n_off, n, by_full)
+    by_fold = _shift_to_fit(signs, cut, layout.max_size) if cut is not None else by
+    if by - by_fold >= layout.min_fold_gain:
+        # Fold no more than this scale needs: keep the top max_size buckets of each sign.
+        by = by_fold
+        lowest_kept = max((off + c.size - 1 >> by) - layout.max_size + 1 for off, c in signs if c.size)
+        zero_threshold = max(zero_threshold, float(np.exp2(lowest_kept * 2.0 ** -(scale - by))))
+    scale -= by
+    (p_off, p), (n_off, n) = _downscale(p_off, p, by), _downscale(n_off, n, by)
+    p_off, p, moved_p = _fold_below(p_off, p, scale, zero_threshold)
+    n_off, n, moved_n = _fold_below(n_off, n, scale, zero_threshold)
+    zero_count += moved_p + moved_n
     p, p_off = _trim(p_off, p)
     n, n_off = _trim(n_off, n)
     return ExpHistogram(scale, zero_threshold, zero_count, p_off, p, n_off, n, count, total, low, high)

@@ -27,7 +27,6 @@ SPAN_NAME_PREFIX = "predict"  # span name: "predict {model name}"
 BATCH_SIZE = "otelml.batch.size"
 PREDICTION_LABEL = "otelml.prediction.label"  # single-row calls only
 PREDICTION_CONFIDENCE = "otelml.prediction.confidence"  # single-row calls only
-PREDICTION_ID = "otelml.prediction.id"
 ERROR_TYPE = "error.type"  # OpenTelemetry's general attribute, on failed calls
 
 # --- Metric point attributes besides model identity ---------------------------------------------------------------

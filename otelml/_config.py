@@ -1,0 +1,223 @@
+"""``otelml.configure()`` and ``otelml.shutdown()``: one-line set-up that follows OpenTelemetry's environment.
+
+- Resource: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (through the SDK's ``Resource.create``), or the
+  resource of the tracer provider the application already set.
+- Transport: ``OTEL_EXPORTER_OTLP_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL`` choose ``grpc`` or
+  ``http/protobuf`` (the default, as the OTLP exporter specification says); endpoints, headers, TLS, compression
+  and timeouts are read by the OpenTelemetry exporters themselves from ``OTEL_EXPORTER_OTLP_*``.
+- Spans: if the application already set a global tracer provider, otelml uses it; otherwise it creates an SDK
+  provider with a batch span processor and an OTLP span exporter, and sets it as the global one.
+- Metrics: always through otelml's own collector thread and OTLP metric exporter (see the README for why), every
+  ``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds (default 10 s), with delta temporality and exponential histograms.
+
+Calling ``configure()`` again with the same arguments does nothing; with other arguments it replaces the previous
+set-up after flushing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from . import _export, histogram, semconv
+from ._predictions import PredictionStore
+from ._recorder import Limits, Registry
+from ._version import __version__
+
+logger = logging.getLogger("otelml")
+DEFAULT_INTERVAL_S = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``configure()`` accepts; each ``None`` falls back to OpenTelemetry's environment variables."""
+
+    service_name: str | None = None
+    resource_attributes: tuple = ()
+    endpoint: str | None = None  # base endpoint for both signals, e.g. http://localhost:4318
+    protocol: str | None = None  # "grpc" or "http/protobuf"
+    headers: tuple = ()
+    timeout_s: float | None = None
+    export_interval_s: float | None = None
+    tracer_provider: object = None
+    create_tracer_provider: bool = True  # when the application set none
+    set_global_tracer_provider: bool = True
+    export_metrics: bool = True
+    limits: Limits = field(default_factory=Limits)
+    layout: histogram.Layout = histogram.DEFAULT_LAYOUT
+
+    @classmethod
+    def from_overrides(cls, **overrides) -> "Settings":
+        unknown = set(overrides) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"configure() got unknown settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        for name in ("resource_attributes", "headers"):
+            if isinstance(overrides.get(name), dict):
+                overrides[name] = tuple(sorted(overrides[name].items()))
+        return cls(**overrides)
+
+
+def _protocol(signal: str, settings: Settings) -> str:
+    return (
+        settings.protocol
+        or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+
+
+def _span_exporter(settings: Settings):
+    protocol = _protocol("TRACES", settings)
+    kwargs = {}
+    if settings.headers:
+        kwargs["headers"] = dict(settings.headers)
+    if settings.timeout_s is not None:
+        kwargs["timeout"] = settings.timeout_s
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        if settings.endpoint:
+            kwargs["endpoint"] = settings.endpoint
+            kwargs["insecure"] = settings.endpoint.startswith("http://")
+        return OTLPSpanExporter(**kwargs)
+    if protocol in ("http/protobuf", "http"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        if settings.endpoint:
+            kwargs["endpoint"] = settings.endpoint.rstrip("/") + "/v1/traces"
+        return OTLPSpanExporter(**kwargs)
+    raise ValueError(f"unsupported OTLP protocol {protocol!r}; use 'grpc' or 'http/protobuf'")
+
+
+class Runtime:
+    """What ``configure()`` set up: the tracer, the recorders, the metrics thread."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.registry = Registry(settings.limits, settings.layout)
+        self.predictions = PredictionStore()
+        self.owned_tracer_provider = None
+        provider = settings.tracer_provider or trace.get_tracer_provider()
+        if (
+            settings.tracer_provider is None
+            and settings.create_tracer_provider
+            and isinstance(provider, trace.ProxyTracerProvider)
+        ):
+            provider = TracerProvider(resource=self._resource(None))
+            provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
+            self.owned_tracer_provider = provider
+            if settings.set_global_tracer_provider:
+                trace.set_tracer_provider(provider)
+        self.tracer = provider.get_tracer(semconv.SCOPE_NAME, __version__)
+        self.resource = self._resource(getattr(provider, "resource", None))
+        self.pump = None
+        if settings.export_metrics:
+            interval = settings.export_interval_s or _export.env_interval_s(DEFAULT_INTERVAL_S)
+            self.pump = _export.MetricsPump(
+                self.registry, self._metric_exporter, dict(self.resource.attributes), __version__, interval
+            )
+            self.pump.start()
+
+    def _metric_exporter(self):
+        settings = self.settings
+        return _export.metric_exporter(
+            _protocol("METRICS", settings), settings.endpoint, dict(settings.headers) or None, settings.timeout_s
+        )
+
+    def _resource(self, existing):
+        extra = dict(self.settings.resource_attributes)
+        if self.settings.service_name:
+            extra["service.name"] = self.settings.service_name
+        base = existing if existing is not None else Resource.create()
+        return base.merge(Resource(extra)) if extra else base
+
+    def force_flush(self) -> bool:
+        """Export spans and metrics now; ``True`` if everything was delivered."""
+        ok = True
+        if self.owned_tracer_provider is not None:
+            ok = self.owned_tracer_provider.force_flush() and ok
+        if self.pump is not None:
+            ok = self.pump.flush() and ok
+        return ok
+
+    def shutdown(self) -> bool:
+        ok = True
+        if self.pump is not None:
+            ok = self.pump.shutdown() and ok
+        if self.owned_tracer_provider is not None:
+            self.owned_tracer_provider.shutdown()
+        return ok
+
+    def after_fork(self) -> None:
+        self.registry.after_fork()
+        self.predictions.after_fork()
+        if self.pump is not None:
+            self.pump.after_fork()
+
+
+class _State:
+    lock = threading.Lock()
+    active: Runtime | None = None
+    fallback: Runtime | None = None
+
+
+def configure(**overrides) -> Runtime:
+    """Set otelml up; see the module docstring and the README for the settings.
+
+    Example:
+        >>> rt = configure(export_metrics=False, create_tracer_provider=False)
+        >>> configure(export_metrics=False, create_tracer_provider=False) is rt
+        True
+        >>> shutdown()
+        True
+    """
+    settings = Settings.from_overrides(**overrides)
+    with _State.lock:
+        current = _State.active
+        if current is not None and current.settings == settings:
+            return current
+        if current is not None:
+            current.shutdown()
+        _State.active = Runtime(settings)
+        return _State.active
+
+
+def shutdown() -> bool:
+    """Flush and stop what ``configure()`` created; ``True`` if everything was delivered."""
+    with _State.lock:
+        current, _State.active = _State.active, None
+    return current.shutdown() if current is not None else True
+
+
+def force_flush() -> bool:
+    """Export everything recorded so far, now; ``True`` if it was delivered."""
+    current = _State.active
+    return current.force_flush() if current is not None else True
+
+
+def runtime() -> Runtime:
+    """The active runtime; before ``configure()``, one that records but exports no metrics."""
+    current = _State.active
+    if current is not None:
+        return current
+    with _State.lock:
+        if _State.fallback is None:
+            _State.fallback = Runtime(Settings(export_metrics=False, create_tracer_provider=False))
+        return _State.active or _State.fallback
+
+
+def _after_fork_in_child() -> None:
+    _State.lock = threading.Lock()
+    for rt in (_State.active, _State.fallback):
+        if rt is not None:
+            rt.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,167 @@
+"""Send otelml's metrics: a background thread collects every interval and exports with the OTLP exporters.
+
+The standard OpenTelemetry exporters do the transport (endpoint, headers, TLS, compression and timeouts from the
+``OTEL_EXPORTER_OTLP_*`` variables, retries with back-off). otelml hands them a ready protobuf request, because it
+encodes its histograms itself (see ``otelml._encode``). A request that still fails is kept and sent again at the next
+interval, oldest first; past ``max_pending`` requests the oldest is dropped, counted and logged. The caller of a
+predict function never waits for any of this.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as _GrpcExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as _HttpExporter
+from opentelemetry.sdk.metrics.export import MetricExportResult
+
+from . import _encode, _health
+from ._recorder import Registry
+
+
+class _GrpcRequestExporter(_GrpcExporter):
+    """The SDK's gRPC metric exporter, fed an encoded ``ExportMetricsServiceRequest``."""
+
+    def _translate_data(self, data):
+        return data
+
+    def _count_data(self, data):
+        return _points(data)
+
+
+class _HttpRequestExporter(_HttpExporter):
+    """The SDK's HTTP/protobuf metric exporter, fed an encoded ``ExportMetricsServiceRequest``."""
+
+    def export(self, metrics_data, timeout_millis=None, **kwargs):
+        if self._shutdown:
+            return MetricExportResult.FAILURE
+        return self._export_batch(metrics_data)
+
+
+def _points(request) -> int:
+    total = 0
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                total += len(getattr(m, m.WhichOneof("data")).data_points) if m.WhichOneof("data") else 0
+    return total
+
+
+def metric_exporter(protocol: str, endpoint: str | None, headers: dict | None, timeout_s: float | None):
+    """An OTLP metric exporter for ``protocol`` (``grpc``, ``http/protobuf``); ``None`` values come from the env."""
+    kwargs = {}
+    if headers:
+        kwargs["headers"] = headers
+    if timeout_s is not None:
+        kwargs["timeout"] = timeout_s
+    if protocol == "grpc":
+        if endpoint:
+            kwargs["endpoint"] = endpoint
+            if endpoint.startswith("http://"):
+                kwargs["insecure"] = True
+        return _GrpcRequestExporter(**kwargs)
+    if protocol in ("http/protobuf", "http"):
+        if endpoint:
+            kwargs["endpoint"] = endpoint.rstrip("/") + "/v1/metrics"
+        return _HttpRequestExporter(**kwargs)
+    raise ValueError(f"unsupported OTLP protocol {protocol!r}; use 'grpc' or 'http/protobuf'")
+
+
+class MetricsPump:
+    """Collects a registry every ``interval_s`` seconds and exports it, on a daemon thread."""
+
+    def __init__(self, registry: Registry, exporter_factory, resource_attributes: dict, scope_version: str,
+                 interval_s: float, max_pending: int = 60):
+        self.registry = registry
+        self._exporter_factory = exporter_factory
+        self.exporter = exporter_factory()
+        self.resource_attributes = resource_attributes
+        self.scope_version = scope_version
+        self.interval_s = interval_s
+        self._pending: deque = deque()
+        self._max_pending = max_pending
+        self._export_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._last_ns = time.time_ns()
+        self._thread: threading.Thread | None = None
+        self.exported = 0  # requests delivered, for tests and status
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="otelml-metrics", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.flush()
+
+    def flush(self) -> bool:
+        """Collect now and export, with anything still pending; ``True`` when nothing is left undelivered."""
+        with self._export_lock:
+            try:
+                self._collect()
+                return self._deliver()
+            except Exception as exc:  # never let the thread die
+                _health.health.drop(_health.INTERNAL_ERROR, f"metrics export step failed: {exc!r}", exc_info=True)
+                return False
+
+    def _collect(self) -> None:
+        now = time.time_ns()
+        snapshots = self.registry.collect()
+        dropped = _health.health.take_pending()
+        window, self._last_ns = (self._last_ns, now), now
+        if snapshots or dropped:
+            request = _encode.encode(self.resource_attributes, self.scope_version, snapshots, dropped, window)
+            self._pending.append(request)
+        while len(self._pending) > self._max_pending:
+            lost = self._pending.popleft()
+            _health.health.drop(
+                _health.EXPORT_FAILED,
+                f"metrics backend unreachable for {self._max_pending} intervals; oldest interval dropped",
+                count=_points(lost),
+            )
+
+    def _deliver(self) -> bool:
+        while self._pending:
+            result = self.exporter.export(self._pending[0])
+            if result != MetricExportResult.SUCCESS:
+                return False
+            self._pending.popleft()
+            self.exported += 1
+        return True
+
+    def shutdown(self) -> bool:
+        """Stop the thread, export what is left once, and shut the exporter down."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.interval_s + 30)
+        delivered = self.flush()
+        if self._pending:
+            _health.health.drop(
+                _health.EXPORT_FAILED,
+                f"{len(self._pending)} metric requests undelivered at shutdown",
+                count=sum(_points(r) for r in self._pending),
+            )
+        self.exporter.shutdown()
+        return delivered
+
+    def after_fork(self) -> None:
+        """In a forked child: a new exporter (connections are not shared across fork), nothing pending, a new thread."""
+        self.exporter = self._exporter_factory()
+        self._export_lock = threading.Lock()
+        self._pending = deque()
+        self._last_ns = time.time_ns()
+        if self._thread is not None:
+            self.start()
+
+
+def env_interval_s(default_s: float) -> float:
+    """``OTEL_METRIC_EXPORT_INTERVAL`` (milliseconds) in seconds, or the default."""
+    raw = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL")
+    try:
+        return float(raw) / 1000.0 if raw else default_s
+    except ValueError:
+        return default_s

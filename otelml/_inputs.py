@@ -1,0 +1,137 @@
+"""Turn whatever a predict function receives into feature names, a float matrix and categorical columns.
+
+Accepted: numpy arrays (1-D is one row, 2-D is a batch), pandas DataFrames (names from columns) and Series (one row,
+names from the index), dicts (one row of scalars, or columns of equal-length sequences), lists of dicts (a batch),
+lists of numbers (one row) and lists of lists (a batch), and plain scalars. Without names from the input or from
+``feature_names=``, columns are named ``x0``, ``x1``, ... as scikit-learn does. pandas is never imported here.
+
+Example:
+    >>> names, numeric, categorical = to_features([{"a": 1.0, "b": "x"}, {"a": 2.0, "b": "y"}])
+    >>> names, numeric.tolist(), {k: v.tolist() for k, v in categorical.items()}
+    (('a',), [[1.0], [2.0]], {'b': ['x', 'y']})
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from operator import itemgetter
+
+import numpy as np
+
+_EMPTY_CATEGORICAL: dict = {}
+
+
+class InputError(ValueError):
+    """The input cannot be read as features; the message says why."""
+
+
+@lru_cache(maxsize=64)
+def default_names(width: int) -> tuple[str, ...]:
+    return tuple(f"x{i}" for i in range(width))
+
+
+def to_features(x, feature_names=None):
+    """Return ``(names, numeric, categorical)``.
+
+    ``names`` name the columns of ``numeric`` (a 2-D float64 array, rows by features); ``categorical`` maps the
+    names of non-numeric columns to 1-D object arrays. Raises :class:`InputError` for input it cannot read.
+    """
+    if isinstance(x, np.ndarray):
+        return _from_array(x, feature_names)
+    kind = type(x).__name__
+    if kind == "DataFrame" and hasattr(x, "columns"):
+        return _from_dataframe(x, feature_names)
+    if kind == "Series" and hasattr(x, "index"):
+        return _from_array(x.to_numpy().reshape(1, -1), feature_names or tuple(str(i) for i in x.index))
+    if isinstance(x, dict):
+        return _from_dict(x)
+    if isinstance(x, (list, tuple)):
+        if x and isinstance(x[0], dict):
+            return _from_dicts(x)
+        return _from_array(_as_array(x), feature_names)
+    if isinstance(x, (int, float, np.number, bool)):
+        return _from_array(np.array([[x]], dtype=np.float64), feature_names)
+    raise InputError(f"cannot read features from a {kind}")
+
+
+def _as_array(x):
+    try:
+        return np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        raise InputError(f"rows of different lengths: {exc}") from None
+
+
+def _from_array(x: np.ndarray, feature_names):
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    elif x.ndim == 0:
+        x = x.reshape(1, 1)
+    elif x.ndim != 2:
+        raise InputError(f"expected one row (1-D) or a batch (2-D), got an array of shape {x.shape}")
+    names = _names(feature_names, x.shape[1])
+    if x.dtype.kind in "fiub":
+        return names, x.astype(np.float64, copy=False), _EMPTY_CATEGORICAL
+    return _split_mixed(names, [x[:, i] for i in range(x.shape[1])])
+
+
+def _names(feature_names, width: int) -> tuple[str, ...]:
+    if feature_names is None:
+        return default_names(width)
+    names = tuple(feature_names)
+    if len(names) != width:
+        raise InputError(f"{width} features in the input but {len(names)} feature names")
+    return names
+
+
+def _split_mixed(names, columns):
+    """Numeric columns into one float matrix; the rest are categorical (counted by value)."""
+    numeric_names, numeric, categorical = [], [], {}
+    for name, column in zip(names, columns):
+        values = np.asarray(column)
+        if values.dtype.kind in "fiub":
+            numeric_names.append(name)
+            numeric.append(values.astype(np.float64, copy=False))
+            continue
+        try:
+            numeric.append(values.astype(np.float64))
+            numeric_names.append(name)
+        except (TypeError, ValueError):
+            categorical[name] = values.astype(object)
+    rows = len(columns[0]) if columns else 0
+    matrix = np.column_stack(numeric) if numeric else np.zeros((rows, 0))
+    return tuple(numeric_names), matrix, categorical
+
+
+def _from_dataframe(df, feature_names):
+    names = _names(feature_names, df.shape[1]) if feature_names is not None else tuple(str(c) for c in df.columns)
+    if all(dtype.kind in "fiub" for dtype in df.dtypes):
+        return names, df.to_numpy(dtype=np.float64), _EMPTY_CATEGORICAL
+    return _split_mixed(names, [df.iloc[:, i].to_numpy() for i in range(df.shape[1])])
+
+
+def _from_dict(row: dict):
+    names = tuple(str(k) for k in row)
+    values = list(row.values())
+    if values and all(isinstance(v, (list, tuple, np.ndarray)) for v in values):
+        lengths = {len(v) for v in values}
+        if len(lengths) != 1:
+            raise InputError(f"columns of different lengths: {sorted(lengths)}")
+        return _split_mixed(names, values)
+    return _split_mixed(names, [[v] for v in values])
+
+
+def _from_dicts(rows):
+    keys = tuple(rows[0])
+    names = tuple(str(k) for k in keys)
+    try:
+        table = list(map(itemgetter(*keys), rows)) if len(keys) > 1 else [(r[keys[0]],) for r in rows]
+    except (KeyError, TypeError):
+        table = [tuple(r.get(k, np.nan) for k in keys) if isinstance(r, dict) else None for r in rows]
+        if any(t is None for t in table):
+            raise InputError("a batch of dicts holds something that is not a dict") from None
+    try:
+        matrix = np.array(table, dtype=np.float64)
+    except (TypeError, ValueError):
+        columns = list(zip(*table))
+        return _split_mixed(names, columns)
+    return names, matrix.reshape(len(rows), len(keys)), _EMPTY_CATEGORICAL

@@ -1,0 +1,102 @@
+"""Late ground truth: remember recent predictions by id, and count outcomes by predicted and true label.
+
+Outcomes are a counter (``otelml.outcomes``) by predicted and true label, so accuracy, precision, recall and F1 can
+be computed downstream from metrics alone. An outcome is recorded either by the prediction id of an earlier call
+(its span id in hex, see :func:`otelml.last_prediction_id`), which looks the predicted labels up in a bounded store
+of recent calls, or by passing the predicted and the true label together.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from . import _config, _health, semconv
+
+
+class PredictionStore:
+    """Predicted labels of recent calls by prediction id; the oldest are forgotten past either bound."""
+
+    def __init__(self, max_calls: int = 100_000, max_rows: int = 1_000_000):
+        self.max_calls = max_calls
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._entries: OrderedDict = OrderedDict()
+        self._rows = 0
+
+    def remember(self, call, recorder, outputs) -> None:
+        key = call.span.get_span_context().span_id or int(call.prediction_id, 16)
+        with self._lock:
+            self._entries[key] = (recorder, outputs)
+            self._rows += outputs.rows
+            while len(self._entries) > self.max_calls or self._rows > self.max_rows:
+                _, (_, old) = self._entries.popitem(last=False)
+                self._rows -= old.rows
+
+    def pop(self, prediction_id: str):
+        """``(recorder, outputs)`` of the call, or ``None`` if unknown or forgotten."""
+        try:
+            key = int(prediction_id, 16)
+        except (TypeError, ValueError):
+            return None
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._rows -= entry[1].rows
+            return entry
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._entries.clear()
+        self._rows = 0
+
+
+def _predicted_labels(outputs) -> np.ndarray:
+    if outputs.label_index is None:
+        return outputs.labels
+    if outputs.classes is None:
+        return outputs.label_index
+    return np.asarray(outputs.classes)[outputs.label_index]
+
+
+def record_outcome(actual, *, prediction_id=None, model=None, version=None, predicted=None) -> bool:
+    """Record the true label(s) of earlier predictions; returns whether they were counted. Never raises.
+
+    Either ``prediction_id`` (from :func:`otelml.last_prediction_id` or ``call.prediction_id``; ``actual`` holds one
+    label per row of that call), or ``model`` (and ``version``) with ``predicted``.
+
+    Example:
+        >>> import otelml
+        >>> otelml.record_outcome("spam", model="filter", version="3", predicted="ham")
+        True
+    """
+    try:
+        actual_labels = np.atleast_1d(np.asarray(actual))
+        if prediction_id is not None:
+            entry = _config.runtime().predictions.pop(prediction_id)
+            if entry is None:
+                _health.health.drop(
+                    _health.UNKNOWN_PREDICTION,
+                    f"no recent prediction with id {prediction_id!r} (unknown, already used, or forgotten)",
+                )
+                return False
+            recorder, outputs = entry
+            predicted_labels = _predicted_labels(outputs)
+        elif model is not None and predicted is not None:
+            runtime = _config.runtime()
+            found = runtime.registry.find(model, None if version is None else str(version))
+            recorder = found[0] if found else runtime.registry.recorder(
+                model, None if version is None else str(version), semconv.TASK_CLASSIFICATION
+            )
+            predicted_labels = np.atleast_1d(np.asarray(predicted))
+        else:
+            raise ValueError("record_outcome needs prediction_id=, or model= with predicted=")
+        if predicted_labels.shape != actual_labels.shape:
+            raise ValueError(f"{predicted_labels.size} predictions but {actual_labels.size} true labels")
+        recorder.add_outcomes(predicted_labels, actual_labels)
+        return True
+    except Exception as exc:
+        _health.health.drop(_health.BAD_INPUT, f"record_outcome: {exc}")
+        return False
