@@ -27,7 +27,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from . import _config, _health, semconv
 from ._inputs import InputError, to_features
-from ._outputs import KINDS, OutputError, read_outputs
+from ._outputs import KINDS, OutputError, read_outputs, read_row
 from ._recorder import Exemplar
 
 _EXEMPLAR_EVERY_NS = 1_000_000_000  # keep at most one exemplar candidate per model per second
@@ -191,14 +191,17 @@ class monitor:
         return to_features(x, self.feature_names)
 
     def _read_outputs(self, y):
-        kind = self.output
-        if kind == "auto":
-            kind = self._guessed_output
-            if kind is None:
-                out = read_outputs(y, "auto", self.task, self.classes)
-                self._guessed_output = _kind_of(out)
-                return out
+        kind = self.output if self.output != "auto" else self._guessed_output
+        if kind is None:
+            out = read_outputs(y, "auto", self.task, self.classes)
+            self._guessed_output = _kind_of(out)
+            return out
         return read_outputs(y, kind, self.task, self.classes)
+
+    def _read_row(self, y):
+        """``(label, confidence, margin, value)`` of a one-row result, or ``None`` until the output kind is known."""
+        kind = self.output if self.output != "auto" else self._guessed_output
+        return None if kind is None else read_row(y, kind, self.classes)
 
     def _begin(self, x) -> Call | None:
         try:
@@ -225,7 +228,8 @@ class monitor:
         try:
             duration = (time.perf_counter_ns() - call.start_ns) / 1e9
             span = call.span
-            error_type = None
+            numeric = call.numeric
+            error_type = row = None
             outputs = call.outputs
             if exc is not None:
                 error_type = type(exc).__qualname__
@@ -235,32 +239,37 @@ class monitor:
                     span.set_attribute(semconv.ERROR_TYPE, error_type)
             elif not outputs_read:
                 try:
-                    outputs = self._read_outputs(result)
+                    if numeric is not None and numeric.shape[0] == 1:
+                        row = self._read_row(result)
+                    if row is None:
+                        outputs = self._read_outputs(result)
                 except (OutputError, ValueError, TypeError) as err:
                     _health.health.drop(_health.BAD_OUTPUT, f"model {self.model!r}: {err}")
-            runtime, recorder, _ = self._binding()
-            exemplar = None
-            if span.is_recording():
-                if outputs_read and call.numeric is not None:
-                    span.set_attribute(semconv.BATCH_SIZE, call.numeric.shape[0])
-                if outputs is not None and outputs.rows == 1:
-                    label = outputs.first_label()
-                    if label is not None:
-                        span.set_attribute(semconv.PREDICTION_LABEL, str(label))
-                    if outputs.confidence is not None:
-                        span.set_attribute(semconv.PREDICTION_CONFIDENCE, float(outputs.confidence[0]))
-                exemplar = self._exemplar(span, call, duration, outputs, error_type)
-            numeric = call.numeric
-            if numeric is not None and outputs is not None and outputs.rows != numeric.shape[0]:
+            if outputs is not None and numeric is not None and outputs.rows != numeric.shape[0]:
                 _health.health.drop(
                     _health.BAD_OUTPUT,
                     f"model {self.model!r}: {numeric.shape[0]} input rows but {outputs.rows} outputs",
                     count=outputs.rows,
                 )
                 outputs = None
-            recorder.record(call.names, numeric, call.categorical, outputs, duration, error_type, exemplar)
-            if outputs is not None and (outputs.labels is not None or outputs.label_index is not None):
-                runtime.predictions.remember(call, recorder, outputs)
+            if row is None and outputs is not None and outputs.rows == 1:
+                row = outputs.first_row()
+            runtime, recorder, _ = self._binding()
+            exemplar = None
+            if span.is_recording():
+                if outputs_read and numeric is not None:
+                    span.set_attribute(semconv.BATCH_SIZE, numeric.shape[0])
+                if row is not None:
+                    span.set_attributes(_row_attributes(row))
+                exemplar = self._exemplar(span, call, duration, row, error_type)
+            if row is not None or (outputs is None and numeric is not None and numeric.shape[0] == 1):
+                recorder.record_row(call.names, numeric, call.categorical, row, duration, error_type, exemplar)
+                predicted = None if row is None else row[0]
+            else:
+                recorder.record(call.names, numeric, call.categorical, outputs, duration, error_type, exemplar)
+                predicted = None if outputs is None else outputs.predicted_labels()
+            if predicted is not None:
+                runtime.predictions.remember(call, recorder, predicted)
             _last_call.set(call)
         except Exception as err:
             _health.health.drop(_health.INTERNAL_ERROR, f"recording a monitored call failed: {err!r}", exc_info=True)
@@ -273,7 +282,7 @@ class monitor:
             except Exception as err:
                 _health.health.drop(_health.INTERNAL_ERROR, f"ending a span failed: {err!r}", exc_info=True)
 
-    def _exemplar(self, span, call, duration, outputs, error_type):
+    def _exemplar(self, span, call, duration, row, error_type):
         now = time.time_ns()
         if now - self._last_exemplar_ns < _EXEMPLAR_EVERY_NS:
             return None
@@ -284,10 +293,18 @@ class monitor:
         first_row = {}
         if call.numeric is not None and call.numeric.shape[0]:
             first_row = dict(zip(call.names, call.numeric[0].tolist()))
-        confidence = None
-        if outputs is not None and outputs.confidence is not None and outputs.rows:
-            confidence = float(outputs.confidence[0])
+        confidence = None if row is None else row[1]
         return Exemplar(context.trace_id, context.span_id, now, first_row, duration, confidence, error_type)
+
+
+def _row_attributes(row) -> dict:
+    label, confidence, _, _ = row
+    attributes = {}
+    if label is not None:
+        attributes[semconv.PREDICTION_LABEL] = str(label)
+    if confidence is not None:
+        attributes[semconv.PREDICTION_CONFIDENCE] = confidence
+    return attributes
 
 
 def _kind_of(out) -> str:

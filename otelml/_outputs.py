@@ -49,6 +49,25 @@ class Outputs:
             return self.classes[index] if self.classes is not None and index < len(self.classes) else index
         return None if self.labels is None else self.labels[0]
 
+    def first_row(self):
+        """The first row as ``(label, confidence, margin, value)`` Python scalars (see :func:`read_row`)."""
+
+        def first(values):
+            return None if values is None else float(values[0])
+
+        label = self.first_label()
+        if isinstance(label, np.generic):
+            label = label.item()
+        return label, first(self.confidence), first(self.margin), first(self.values)
+
+    def predicted_labels(self):
+        """Predicted label per row (class labels where known), or ``None``."""
+        if self.label_index is None:
+            return self.labels
+        if self.classes is None:
+            return self.label_index
+        return self.classes[self.label_index]
+
     def label_counts(self):
         """``(label, count)`` pairs over all rows; counts class indices with one bincount where it can."""
         if self.label_index is not None:
@@ -88,6 +107,37 @@ def read_outputs(y, kind: str, task: str, classes) -> Outputs:
     if kind == "scores":
         return _from_scores(y, classes)
     raise OutputError(f"unknown output kind {kind!r}; expected one of {KINDS}")
+
+
+def read_row(y, kind: str, classes):
+    """The single row of ``y`` read as ``kind`` (not ``"auto"``), with Python scalars and no array work:
+    ``(label, confidence, margin, value)``, each ``None`` where it does not apply. Raises :class:`OutputError`.
+
+    Example:
+        >>> read_row(np.array([[0.2, 0.5, 0.3]]), "proba", ["a", "b", "c"])
+        ('b', 0.5, 0.2, None)
+    """
+    flat = (y if isinstance(y, np.ndarray) else np.asarray(y)).ravel().tolist()
+    if not flat:
+        raise OutputError("empty prediction")
+    if kind == "labels":
+        return flat[0], None, None, None
+    if kind == "values":
+        return None, None, None, float(flat[0])
+    if len(flat) == 1:
+        p = float(flat[0])
+        index = int(p >= 0.5) if kind == "proba" else int(p > 0)
+        label = classes[index] if classes is not None else index
+        if kind == "proba":
+            return label, max(p, 1.0 - p), abs(2.0 * p - 1.0), None
+        return label, None, None, p
+    top = max(flat)
+    index = flat.index(top)
+    label = classes[index] if classes is not None and index < len(classes) else index
+    if kind == "proba":
+        second = max(flat[:index] + flat[index + 1 :])
+        return label, float(top), float(top - second), None
+    return label, None, None, float(top)
 
 
 def _guess_kind(y: np.ndarray, task: str) -> str:

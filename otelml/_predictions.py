@@ -26,17 +26,19 @@ class PredictionStore:
         self._entries: OrderedDict = OrderedDict()
         self._rows = 0
 
-    def remember(self, call, recorder, outputs) -> None:
+    def remember(self, call, recorder, predicted) -> None:
+        """Keep the predicted label (one row) or labels (a batch) of ``call``."""
         key = call.span.get_span_context().span_id or int(call.prediction_id, 16)
+        rows = predicted.shape[0] if isinstance(predicted, np.ndarray) else 1
         with self._lock:
-            self._entries[key] = (recorder, outputs)
-            self._rows += outputs.rows
+            self._entries[key] = (recorder, predicted, rows)
+            self._rows += rows
             while len(self._entries) > self.max_calls or self._rows > self.max_rows:
-                _, (_, old) = self._entries.popitem(last=False)
-                self._rows -= old.rows
+                _, (_, _, old_rows) = self._entries.popitem(last=False)
+                self._rows -= old_rows
 
     def pop(self, prediction_id: str):
-        """``(recorder, outputs)`` of the call, or ``None`` if unknown or forgotten."""
+        """``(recorder, predicted, rows)`` of the call, or ``None`` if unknown or forgotten."""
         try:
             key = int(prediction_id, 16)
         except (TypeError, ValueError):
@@ -44,21 +46,13 @@ class PredictionStore:
         with self._lock:
             entry = self._entries.pop(key, None)
             if entry is not None:
-                self._rows -= entry[1].rows
+                self._rows -= entry[2]
             return entry
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()
         self._entries.clear()
         self._rows = 0
-
-
-def _predicted_labels(outputs) -> np.ndarray:
-    if outputs.label_index is None:
-        return outputs.labels
-    if outputs.classes is None:
-        return outputs.label_index
-    return np.asarray(outputs.classes)[outputs.label_index]
 
 
 def record_outcome(actual, *, prediction_id=None, model=None, version=None, predicted=None) -> bool:
@@ -82,8 +76,8 @@ def record_outcome(actual, *, prediction_id=None, model=None, version=None, pred
                     f"no recent prediction with id {prediction_id!r} (unknown, already used, or forgotten)",
                 )
                 return False
-            recorder, outputs = entry
-            predicted_labels = _predicted_labels(outputs)
+            recorder, predicted, _ = entry
+            predicted_labels = np.atleast_1d(np.asarray(predicted))
         elif model is not None and predicted is not None:
             runtime = _config.runtime()
             found = runtime.registry.find(model, None if version is None else str(version))

@@ -97,15 +97,36 @@ class Recorder:
         self._new_interval(time.time_ns())
 
     # --- the hot path ----------------------------------------------------------------------------------------------
+    def record_row(self, names, numeric, categorical, row, duration: float, error_type, exemplar):
+        """Add a one-row call; ``row`` is ``(label, confidence, margin, value)`` or ``None`` (see ``read_row``)."""
+        with self._lock:
+            counters = self._counters
+            counters[(semconv.METRIC_CALLS, error_type)] += 1
+            self._durations[error_type].append(duration)
+            if exemplar is not None:
+                self._exemplar = exemplar
+            if numeric is not None:
+                counters[(semconv.METRIC_ROWS, None)] += 1
+                self._buffer_rows(names, numeric)
+                if categorical:
+                    self._count_categories(categorical)
+            if row is not None:
+                label, confidence, margin, value = row
+                if label is not None:
+                    self._labels_buffer.append(label)
+                if confidence is not None:
+                    self._confidence.append(confidence)
+                    self._margin.append(margin)
+                if value is not None:
+                    self._values.append(value)
+                self._flush_full_buffers()
+
     def record(self, names, numeric, categorical, outputs: Outputs | None, duration: float, error_type, exemplar):
-        """Add one call. ``names``/``numeric`` may be ``None`` when the inputs could not be read."""
+        """Add a call of any size. ``names``/``numeric`` may be ``None`` when the inputs could not be read."""
         large = BLOCK_ROWS // 2
-        features = outputs_now = nonfinite = None
-        if numeric is not None:
-            if numeric.shape[0] > large:
-                features = self._aggregate(names, numeric)
-            if numeric.size and not np.isfinite(numeric).all():
-                nonfinite = _count_nonfinite(names, numeric)
+        features = outputs_now = None
+        if numeric is not None and numeric.shape[0] > large:
+            features = self._aggregate(names, numeric)
         if outputs is not None and outputs.rows > large:
             outputs_now = self._aggregate_outputs(outputs)
         with self._lock:
@@ -120,9 +141,6 @@ class Recorder:
                     self._add_features(features)
                 else:
                     self._buffer_rows(names, numeric)
-                if nonfinite:
-                    for key, count in nonfinite:
-                        counters[(semconv.METRIC_FEATURE_NONFINITE, key)] += count
                 if categorical:
                     self._count_categories(categorical)
             if outputs_now is not None:
@@ -144,21 +162,13 @@ class Recorder:
         self._block_rows += rows
 
     def _buffer_outputs(self, out: Outputs):
-        if out.rows == 1:
-            if out.labels is not None or out.label_index is not None:
-                self._labels_buffer.append(out.first_label())
-            if out.confidence is not None:
-                self._confidence.append(out.confidence[0])
-                self._margin.append(out.margin[0])
-            if out.values is not None:
-                self._values.append(out.values[0])
-        else:
-            self._count_labels(out.label_counts())
-            for buffer, values in ((self._confidence, out.confidence), (self._margin, out.margin)):
-                if values is not None:
-                    buffer.extend(values.tolist())
-            if out.values is not None:
-                self._values.extend(out.values.tolist())
+        self._count_labels(out.label_counts())
+        for buffer, values in ((self._confidence, out.confidence), (self._margin, out.margin), (self._values, out.values)):
+            if values is not None:
+                buffer.extend(values.tolist())
+        self._flush_full_buffers()
+
+    def _flush_full_buffers(self):
         if len(self._confidence) >= BLOCK_ROWS or len(self._values) >= BLOCK_ROWS:
             self._flush_outputs()
         if len(self._labels_buffer) >= BLOCK_ROWS:
@@ -166,7 +176,9 @@ class Recorder:
 
     # --- aggregation ----------------------------------------------------------------------------------------------
     def _aggregate(self, names, numeric):
-        return list(zip(names, histogram.from_columns(numeric, self.layout)))
+        """Histograms per feature, and counts of non-finite values (left out of the histograms)."""
+        nonfinite = _count_nonfinite(names, numeric) if not np.isfinite(numeric).all() else []
+        return list(zip(names, histogram.from_columns(numeric, self.layout))), nonfinite
 
     def _aggregate_outputs(self, out: Outputs):
         histograms = []
@@ -177,7 +189,10 @@ class Recorder:
             histograms.append((semconv.METRIC_PREDICTION_VALUE, histogram.from_values(out.values, self.layout)))
         return histograms, out.label_counts()
 
-    def _add_features(self, named):
+    def _add_features(self, aggregated):
+        named, nonfinite = aggregated
+        for key, count in nonfinite:
+            self._counters[(semconv.METRIC_FEATURE_NONFINITE, key)] += count
         for name, hist in named:
             if name not in self._features:
                 if len(self._features) >= self.limits.max_features:
