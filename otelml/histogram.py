@@ -30,6 +30,7 @@ import numpy as np
 MAX_SCALE = 20
 MIN_SCALE = -10
 _EMPTY = np.zeros(0, dtype=np.int64)
+_MIN_NORMAL_LEVEL = -1022.0  # log2 of the smallest normal double
 _OCTAVES = 64  # octaves below a column's largest magnitude that the fold rule tells apart
 
 
@@ -85,18 +86,21 @@ class ExpHistogram:
 
         The zero bucket spans ``[-zero_threshold, zero_threshold]``; empty buckets are left out.
         """
-        base_exp = 2.0 ** -self.scale
-        neg_idx = self.negative_offset + np.arange(self.negative.size)
+        neg_idx = self.negative_offset + np.arange(self.negative.size)[::-1]
         pos_idx = self.positive_offset + np.arange(self.positive.size)
         lower = np.concatenate(
-            [-np.exp2((neg_idx[::-1] + 1) * base_exp), [-self.zero_threshold], np.exp2(pos_idx * base_exp)]
+            [-_bound(neg_idx + 1, self.scale), [-self.zero_threshold], _bound(pos_idx, self.scale)]
         )
-        upper = np.concatenate(
-            [-np.exp2(neg_idx[::-1] * base_exp), [self.zero_threshold], np.exp2((pos_idx + 1) * base_exp)]
-        )
+        upper = np.concatenate([-_bound(neg_idx, self.scale), [self.zero_threshold], _bound(pos_idx + 1, self.scale)])
         counts = np.concatenate([self.negative[::-1], [self.zero_count], self.positive]).astype(np.int64)
         keep = counts > 0
         return lower[keep], upper[keep], counts[keep]
+
+
+def _bound(index, scale):
+    """Lower bound of bucket ``index`` at ``scale``: ``base ** index``; past the largest double it is ``inf``."""
+    with np.errstate(over="ignore"):
+        return np.exp2(np.asarray(index, dtype=np.float64) * np.exp2(-np.asarray(scale, dtype=np.float64)))
 
 
 def _same_buckets(off_a, a, off_b, b):
@@ -153,6 +157,12 @@ def from_columns(values, layout: Layout = DEFAULT_LAYOUT) -> list[ExpHistogram]:
         np.log2(level, out=level)  # -inf for zeros
     level_hi = level.max(axis=1)
     level_lo = level.min(axis=1)
+    if (level_lo < _MIN_NORMAL_LEVEL).any() and (level_hi > -np.inf).any():
+        # Subnormal magnitudes share the lowest normal bucket, as in OpenTelemetry's mappings (rare path).
+        subnormal = (level < _MIN_NORMAL_LEVEL) & (level > -np.inf)
+        level[subnormal] = _MIN_NORMAL_LEVEL
+        level_hi = level.max(axis=1)
+        level_lo = level.min(axis=1)
     for c in np.flatnonzero(np.isneginf(level_lo) & np.isfinite(level_hi)):
         row = level[c]
         level_lo[c] = row[np.isfinite(row)].min()
@@ -184,7 +194,7 @@ def from_columns(values, layout: Layout = DEFAULT_LAYOUT) -> list[ExpHistogram]:
     np.add(slot, (np.arange(n_cols) * width + size)[:, None], out=slot)
     counts = np.bincount(slot.astype(np.int64).ravel(), minlength=n_cols * width).reshape(n_cols, width)
     counts[:, size] -= n_rows - n_finite
-    zero_threshold = np.where(use_fold, np.exp2(lowest / factor), 0.0)
+    zero_threshold = np.where(use_fold, _bound(lowest, scale), 0.0)
 
     result = []
     for c in range(n_cols):
@@ -260,6 +270,9 @@ def merge_all(histograms, layout: Layout = DEFAULT_LAYOUT) -> ExpHistogram:
     """Merge many histograms at once: downscale all to the coarsest scale, widen the zero bucket to the largest
     threshold, then fit the result into ``max_size`` buckets per sign by the same rule as :func:`from_columns`.
 
+    Buckets are handled as sparse (index, count) pairs until the result fits, so histograms whose ranges lie far
+    apart never expand into a huge dense array.
+
     Example:
         >>> import numpy as np
         >>> parts = [from_values(np.array([v])) for v in (1.0, 2.0, -3.0, 0.0)]
@@ -271,8 +284,8 @@ def merge_all(histograms, layout: Layout = DEFAULT_LAYOUT) -> ExpHistogram:
     if len(parts) <= 1:
         return parts[0] if parts else ExpHistogram(scale=layout.max_scale)
     scale = min(h.scale for h in parts)
-    pos = _sum_buckets([(h.positive_offset, h.positive, h.scale - scale) for h in parts])
-    neg = _sum_buckets([(h.negative_offset, h.negative, h.scale - scale) for h in parts])
+    pos = _combine([_sparse(h.positive_offset, h.positive, h.scale - scale) for h in parts])
+    neg = _combine([_sparse(h.negative_offset, h.negative, h.scale - scale) for h in parts])
     return _fit(
         scale,
         max(h.zero_threshold for h in parts),
@@ -287,85 +300,102 @@ def merge_all(histograms, layout: Layout = DEFAULT_LAYOUT) -> ExpHistogram:
     )
 
 
-def _sum_buckets(parts):
-    """Add bucket arrays given as ``(offset, counts, downscale_by)`` into one ``(offset, counts)``."""
-    parts = [p for p in parts if p[1].size]
+def rebin(h: ExpHistogram, scale: int, zero_threshold: float) -> ExpHistogram:
+    """``h`` at a coarser (or equal) ``scale`` and a wider (or equal) zero bucket, without any bucket limit: the
+    way to compare histograms of different layouts bucket for bucket.
+
+    Example:
+        >>> import numpy as np
+        >>> h = rebin(from_values(np.array([1.5, 3.0, 0.25])), scale=0, zero_threshold=0.5)
+        >>> h.scale, h.zero_count, h.positive_offset, h.positive.tolist()
+        (0, 1, 0, [1, 1])
+    """
+    if scale > h.scale or zero_threshold < h.zero_threshold:
+        raise ValueError("rebin can only lower the scale and widen the zero bucket")
+    by = h.scale - scale
+    pos, moved_p = _fold_below(_sparse(h.positive_offset, h.positive, by), scale, zero_threshold)
+    neg, moved_n = _fold_below(_sparse(h.negative_offset, h.negative, by), scale, zero_threshold)
+    (p_off, p), (n_off, n) = _dense(pos), _dense(neg)
+    return ExpHistogram(
+        scale, zero_threshold, h.zero_count + moved_p + moved_n, p_off, p, n_off, n, h.count, h.sum, h.min, h.max
+    )
+
+
+# Sparse buckets: (sorted unique indices, counts), both int64 arrays.
+def _sparse(offset, counts, by):
+    """Non-empty buckets of a dense ``(offset, counts)`` array as sparse pairs, downscaled by ``by`` steps."""
+    nonzero = np.flatnonzero(counts)
+    return _combine([((offset + nonzero) >> by, counts[nonzero])]) if by else (offset + nonzero, counts[nonzero])
+
+
+def _combine(parts):
+    parts = [p for p in parts if p[0].size]
     if not parts:
+        return _EMPTY, _EMPTY
+    index = np.concatenate([i for i, _ in parts])
+    counts = np.concatenate([c for _, c in parts])
+    unique, inverse = np.unique(index, return_inverse=True)
+    return unique, np.bincount(inverse, weights=counts, minlength=unique.size).astype(np.int64)
+
+
+def _dense(sparse):
+    index, counts = sparse
+    if index.size == 0:
         return 0, _EMPTY
-    index = np.concatenate([(off + np.arange(c.size)) >> by for off, c, by in parts])
-    counts = np.concatenate([c for _, c, _ in parts])
-    offset = int(index.min())
-    return offset, np.bincount(index - offset, weights=counts).astype(np.int64)
+    dense = np.zeros(int(index[-1] - index[0]) + 1, dtype=np.int64)
+    dense[index - index[0]] = counts
+    return int(index[0]), dense
 
 
-def _downscale(offset, counts, by):
-    if counts.size == 0 or by == 0:
-        return offset, counts
-    index = (offset + np.arange(counts.size)) >> by
-    new_offset = int(index[0])
-    return new_offset, np.bincount(index - new_offset, weights=counts).astype(np.int64)
-
-
-def _fold_below(offset, counts, scale, zero_threshold):
-    """Move buckets that lie wholly inside ``[-zero_threshold, zero_threshold]`` into the zero bucket."""
-    if zero_threshold <= 0 or counts.size == 0:
-        return offset, counts, 0
-    upper = np.exp2((offset + np.arange(counts.size) + 1) * 2.0**-scale)
-    inside = upper <= zero_threshold * (1 + 1e-12)
-    n_inside = int(inside.sum())
-    folded = int(counts[:n_inside].sum())
-    return offset + n_inside, counts[n_inside:], folded
+def _fold_below(sparse, scale, zero_threshold):
+    """Drop buckets that lie wholly inside ``[-zero_threshold, zero_threshold]``; returns them as a count."""
+    index, counts = sparse
+    if zero_threshold <= 0 or index.size == 0:
+        return sparse, 0
+    inside = _bound(index + 1, scale) <= zero_threshold * (1 + 1e-12)
+    return (index[~inside], counts[~inside]), int(counts[inside].sum())
 
 
 def _fit(scale, zero_threshold, zero_count, pos, neg, *, count, total, low, high, layout: Layout):
     """Bring merged buckets within ``max_size`` per sign, by folding small magnitudes or lowering the scale."""
-    (p_off, p), (n_off, n) = pos, neg
-    p_off, p, moved_p = _fold_below(p_off, p, scale, zero_threshold)
-    n_off, n, moved_n = _fold_below(n_off, n, scale, zero_threshold)
+    pos, moved_p = _fold_below(pos, scale, zero_threshold)
+    neg, moved_n = _fold_below(neg, scale, zero_threshold)
     zero_count += moved_p + moved_n
-    p, p_off = _trim(p_off, p)
-    n, n_off = _trim(n_off, n)
-
-    signs = [(p_off, p), (n_off, n)]
+    signs = [s for s in (pos, neg) if s[0].size]
     by = _shift_to_fit(signs, None, layout.max_size)
-    cut = _fold_cut(p_off, p, n_off, n, layout.max_fold_fraction)
+    cut = _fold_cut(pos, neg, layout.max_fold_fraction)
     by_fold = _shift_to_fit(signs, cut, layout.max_size) if cut is not None else by
     if by - by_fold >= layout.min_fold_gain:
-        # Fold no more than this scale needs: keep the top max_size buckets of each sign.
+        # Fold no more than this scale needs: the lowest bucket that keeps every sign within max_size.
         by = by_fold
-        lowest_kept = max((off + c.size - 1 >> by) - layout.max_size + 1 for off, c in signs if c.size)
-        zero_threshold = max(zero_threshold, float(np.exp2(lowest_kept * 2.0 ** -(scale - by))))
+        ranges = [(int(i[-1]) >> by, int(i[0]) >> by) for i, _ in signs]
+        lowest_kept = max(top - layout.max_size + 1 for top, bottom in ranges if top - bottom + 1 > layout.max_size)
+        zero_threshold = max(zero_threshold, float(_bound(lowest_kept, scale - by)))
     scale -= by
-    (p_off, p), (n_off, n) = _downscale(p_off, p, by), _downscale(n_off, n, by)
-    p_off, p, moved_p = _fold_below(p_off, p, scale, zero_threshold)
-    n_off, n, moved_n = _fold_below(n_off, n, scale, zero_threshold)
+    pos, moved_p = _fold_below(_combine([(pos[0] >> by, pos[1])]) if by else pos, scale, zero_threshold)
+    neg, moved_n = _fold_below(_combine([(neg[0] >> by, neg[1])]) if by else neg, scale, zero_threshold)
     zero_count += moved_p + moved_n
-    p, p_off = _trim(p_off, p)
-    n, n_off = _trim(n_off, n)
+    (p_off, p), (n_off, n) = _dense(pos), _dense(neg)
     return ExpHistogram(scale, zero_threshold, zero_count, p_off, p, n_off, n, count, total, low, high)
 
 
 def _shift_to_fit(signs, cut, max_size):
     """Smallest downscale so that each sign's buckets, from ``cut`` upward if given, span ``max_size`` or fewer."""
-    by = 0
-    while by < MAX_SCALE - MIN_SCALE:
+    for by in range(MAX_SCALE - MIN_SCALE + 64):
         fits = True
-        for offset, counts in signs:
-            if counts.size == 0:
-                continue
-            top = (offset + counts.size - 1) >> by
-            bottom = offset >> by if cut is None else max(offset >> by, cut >> by)
-            fits &= top - bottom + 1 <= max_size
+        for index, _ in signs:
+            top = int(index[-1]) >> by
+            bottom = int(index[0]) >> by if cut is None else max(int(index[0]) >> by, cut >> by)
+            fits = fits and top - bottom + 1 <= max_size
         if fits:
             return by
-        by += 1
     return by
 
 
-def _fold_cut(p_off, p, n_off, n, max_fraction):
+def _fold_cut(pos, neg, max_fraction):
     """Highest bucket index below which at most ``max_fraction`` of the non-zero values lie (both signs)."""
-    index = np.concatenate([p_off + np.arange(p.size), n_off + np.arange(n.size)])
-    weight = np.concatenate([p, n])
+    index = np.concatenate([pos[0], neg[0]])
+    weight = np.concatenate([pos[1], neg[1]])
     if weight.sum() == 0 or max_fraction == 0:
         return None
     order = np.argsort(index, kind="stable")
