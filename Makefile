@@ -19,6 +19,7 @@ demo: install
 	$(PY) examples/phishing_monitor.py
 
 test: install
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 bench: install

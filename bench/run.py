@@ -98,14 +98,23 @@ def main(argv=None) -> int:
 
         calls = int(20_000 * scale)
         decorated, bare = compare(lambda: predict_row(row), bare_span, calls, calls, rounds)
-        results.append(("single row, 20 features: decorated / bare span", decorated, bare, "<= 2", decorated / bare <= 2))
+        results.append(
+            ("single row, 20 features: decorated / bare span", decorated, bare, "<= 2", decorated / bare <= 2)
+        )
 
         batch_calls = max(2, int(30 * scale))
-        decorated_batch, floor = compare(lambda: predict_batch(batch), lambda: numpy_floor(batch), batch_calls, batch_calls, rounds)
-        results.append(("10k x 20 batch: decorated / numpy floor", decorated_batch, floor, "<= 3", decorated_batch / floor <= 3))
+        decorated_batch, floor = compare(
+            lambda: predict_batch(batch), lambda: numpy_floor(batch), batch_calls, batch_calls, rounds
+        )
+        results.append(
+            ("10k x 20 batch: decorated / numpy floor", decorated_batch, floor, "<= 3", decorated_batch / floor <= 3)
+        )
 
         reader = InMemoryMetricReader()
-        meters = MeterProvider(metric_readers=[reader], views=[View(instrument_name="*", aggregation=ExponentialBucketHistogramAggregation())])
+        meters = MeterProvider(
+            metric_readers=[reader],
+            views=[View(instrument_name="*", aggregation=ExponentialBucketHistogramAggregation())],
+        )
         histogram = meters.get_meter("bench").create_histogram("feature")
         names = [f"x{i}" for i in range(FEATURES)]
         values = np.abs(batch)  # record() drops negative values
@@ -117,7 +126,15 @@ def main(argv=None) -> int:
                     histogram.record(values[r, c], attributes={"feature": names[c]})
 
         one_by_one = per_call(value_by_value, 1) * BATCH / rows
-        results.append(("10k x 20 batch: record() value by value / decorated", one_by_one, decorated_batch, ">= 100", one_by_one / decorated_batch >= 100))
+        results.append(
+            (
+                "10k x 20 batch: record() value by value / decorated",
+                one_by_one,
+                decorated_batch,
+                ">= 100",
+                one_by_one / decorated_batch >= 100,
+            )
+        )
         otelml.shutdown()
         meters.shutdown()
     provider.shutdown()

@@ -16,7 +16,7 @@ set-up after flushing it.
 
 from __future__ import annotations
 
-import logging
+import atexit
 import os
 import threading
 from dataclasses import dataclass, field
@@ -31,7 +31,6 @@ from ._predictions import PredictionStore
 from ._recorder import Limits, Registry
 from ._version import __version__
 
-logger = logging.getLogger("otelml")
 DEFAULT_INTERVAL_S = 10.0
 
 
@@ -57,7 +56,9 @@ class Settings:
     def from_overrides(cls, **overrides) -> "Settings":
         unknown = set(overrides) - set(cls.__dataclass_fields__)
         if unknown:
-            raise TypeError(f"configure() got unknown settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+            raise TypeError(
+                f"configure() got unknown settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
+            )
         for name in ("resource_attributes", "headers"):
             if isinstance(overrides.get(name), dict):
                 overrides[name] = tuple(sorted(overrides[name].items()))
@@ -166,6 +167,7 @@ class _State:
     lock = threading.Lock()
     active: Runtime | None = None
     fallback: Runtime | None = None
+    exit_hook = False
 
 
 def configure(**overrides) -> Runtime:
@@ -186,6 +188,9 @@ def configure(**overrides) -> Runtime:
         if current is not None:
             current.shutdown()
         _State.active = Runtime(settings)
+        if not _State.exit_hook:
+            atexit.register(shutdown)
+            _State.exit_hook = True
         return _State.active
 
 

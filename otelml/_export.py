@@ -73,8 +73,15 @@ def metric_exporter(protocol: str, endpoint: str | None, headers: dict | None, t
 class MetricsPump:
     """Collects a registry every ``interval_s`` seconds and exports it, on a daemon thread."""
 
-    def __init__(self, registry: Registry, exporter_factory, resource_attributes: dict, scope_version: str,
-                 interval_s: float, max_pending: int = 60):
+    def __init__(
+        self,
+        registry: Registry,
+        exporter_factory,
+        resource_attributes: dict,
+        scope_version: str,
+        interval_s: float,
+        max_pending: int = 60,
+    ):
         self.registry = registry
         self._exporter_factory = exporter_factory
         self.exporter = exporter_factory()

@@ -44,7 +44,18 @@ def last_prediction_id() -> str | None:
 class Call:
     """One monitored call; what ``with otelml.monitor(...) as call`` gives you."""
 
-    __slots__ = ("monitor", "span", "token", "start_ns", "names", "numeric", "categorical", "outputs", "recorded", "_id")
+    __slots__ = (
+        "monitor",
+        "span",
+        "token",
+        "start_ns",
+        "names",
+        "numeric",
+        "categorical",
+        "outputs",
+        "recorded",
+        "_id",
+    )
 
     def __init__(self, monitor, span, token, start_ns, names, numeric, categorical):
         self.monitor = monitor
@@ -345,9 +356,7 @@ class MonitoredModel:
 
     def __init__(self, model, monitors: dict):
         self.__dict__["model"] = model
-        self.__dict__["_methods"] = {
-            name: monitors[name](getattr(model, name)) for name in monitors
-        }
+        self.__dict__["_methods"] = {name: monitors[name](getattr(model, name)) for name in monitors}
 
     def __getattr__(self, name):
         methods = self.__dict__["_methods"]
@@ -381,4 +390,3 @@ def instrument(estimator, model: str, version: str | None = None, **options) -> 
         kind = _METHOD_OUTPUTS[name] or ("labels" if task == semconv.TASK_CLASSIFICATION else "values")
         monitors[name] = monitor(model, version, **{**options, "output": options.get("output", kind), "inputs": 0})
     return MonitoredModel(estimator, monitors)
-

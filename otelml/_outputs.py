@@ -74,9 +74,7 @@ class Outputs:
             counts = np.bincount(self.label_index)
             nonzero = np.flatnonzero(counts)
             names = self.classes
-            return [
-                (names[i] if names is not None and i < len(names) else int(i), int(counts[i])) for i in nonzero
-            ]
+            return [(names[i] if names is not None and i < len(names) else int(i), int(counts[i])) for i in nonzero]
         if self.labels is None:
             return []
         labels = self.labels.astype(str) if self.labels.dtype == object else self.labels
@@ -127,7 +125,7 @@ def read_row(y, kind: str, classes):
     if len(flat) == 1:
         p = float(flat[0])
         index = int(p >= 0.5) if kind == "proba" else int(p > 0)
-        label = classes[index] if classes is not None else index
+        label = classes[index] if classes is not None and index < len(classes) else index
         if kind == "proba":
             return label, max(p, 1.0 - p), abs(2.0 * p - 1.0), None
         return label, None, None, p

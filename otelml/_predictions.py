@@ -81,8 +81,12 @@ def record_outcome(actual, *, prediction_id=None, model=None, version=None, pred
         elif model is not None and predicted is not None:
             runtime = _config.runtime()
             found = runtime.registry.find(model, None if version is None else str(version))
-            recorder = found[0] if found else runtime.registry.recorder(
-                model, None if version is None else str(version), semconv.TASK_CLASSIFICATION
+            recorder = (
+                found[0]
+                if found
+                else runtime.registry.recorder(
+                    model, None if version is None else str(version), semconv.TASK_CLASSIFICATION
+                )
             )
             predicted_labels = np.atleast_1d(np.asarray(predicted))
         else:

@@ -163,7 +163,11 @@ class Recorder:
 
     def _buffer_outputs(self, out: Outputs):
         self._count_labels(out.label_counts())
-        for buffer, values in ((self._confidence, out.confidence), (self._margin, out.margin), (self._values, out.values)):
+        for buffer, values in (
+            (self._confidence, out.confidence),
+            (self._margin, out.margin),
+            (self._values, out.values),
+        ):
             if values is not None:
                 buffer.extend(values.tolist())
         self._flush_full_buffers()
@@ -234,7 +238,9 @@ class Recorder:
 
     def _flush_labels(self):
         if self._labels_buffer:
-            self._count_labels(Outputs(rows=len(self._labels_buffer), labels=_array(self._labels_buffer)).label_counts())
+            self._count_labels(
+                Outputs(rows=len(self._labels_buffer), labels=_array(self._labels_buffer)).label_counts()
+            )
         self._labels_buffer = []
 
     def _count_labels(self, label_counts):
@@ -334,11 +340,7 @@ class Registry:
         return found
 
     def find(self, model: str, version: str | None = None) -> list[Recorder]:
-        return [
-            r
-            for (m, v, _), r in list(self._recorders.items())
-            if m == model and (version is None or v == version)
-        ]
+        return [r for (m, v, _), r in list(self._recorders.items()) if m == model and (version is None or v == version)]
 
     def collect(self) -> list[Snapshot]:
         now = time.time_ns()

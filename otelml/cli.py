@@ -1,8 +1,8 @@
 """The ``otelml`` command.
 
-    otelml version                          print the version
-    otelml sink [--grpc HOST:PORT] [--http HOST:PORT] [--seconds N]
-                                            receive OTLP and print what arrives (a quick check of an app's telemetry)
+otelml version                          print the version
+otelml sink [--grpc HOST:PORT] [--http HOST:PORT] [--seconds N]
+                                        receive OTLP and print what arrives (a quick check of an app's telemetry)
 """
 
 from __future__ import annotations

@@ -88,9 +88,7 @@ class ExpHistogram:
         """
         neg_idx = self.negative_offset + np.arange(self.negative.size)[::-1]
         pos_idx = self.positive_offset + np.arange(self.positive.size)
-        lower = np.concatenate(
-            [-_bound(neg_idx + 1, self.scale), [-self.zero_threshold], _bound(pos_idx, self.scale)]
-        )
+        lower = np.concatenate([-_bound(neg_idx + 1, self.scale), [-self.zero_threshold], _bound(pos_idx, self.scale)])
         upper = np.concatenate([-_bound(neg_idx, self.scale), [self.zero_threshold], _bound(pos_idx + 1, self.scale)])
         counts = np.concatenate([self.negative[::-1], [self.zero_count], self.positive]).astype(np.int64)
         keep = counts > 0
@@ -150,7 +148,8 @@ def from_columns(values, layout: Layout = DEFAULT_LAYOUT) -> list[ExpHistogram]:
         mins = np.where(finite, xt, np.inf).min(axis=1)
         maxs = np.where(finite, xt, -np.inf).max(axis=1)
         xt = np.where(finite, xt, 0.0)  # counted as zeros below, then taken off the zero count
-    sums = xt.sum(axis=1)
+    with np.errstate(over="ignore"):  # a sum past the largest double is inf, as OTLP allows
+        sums = xt.sum(axis=1)
 
     level = np.abs(xt)
     with np.errstate(divide="ignore"):

@@ -1,0 +1,53 @@
+"""Fresh OpenTelemetry providers and a fresh otelml runtime for every test; nothing global carries over."""
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otelml
+from otelml import _health
+from otelml.testing import OTLPSink
+
+
+@pytest.fixture
+def spans():
+    """An SDK tracer provider exporting to memory: ``(provider, exporter)``."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider, exporter
+    provider.shutdown()
+
+
+@pytest.fixture
+def runtime(spans):
+    """otelml configured with the test's tracer provider and no metric export; read metrics with ``collect()``."""
+    rt = otelml.configure(tracer_provider=spans[0], export_metrics=False)
+    yield rt
+    otelml.shutdown()
+
+
+@pytest.fixture
+def sink():
+    with OTLPSink() as s:
+        yield s
+
+
+@pytest.fixture
+def dropped():
+    """Drops counted during the test, by reason: call the fixture value to read them."""
+    before = _health.health.totals()
+
+    def read():
+        after = _health.health.totals()
+        return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+    return read
+
+
+def collect(rt):
+    """One merged view of everything recorded: {(model, version): snapshot}."""
+    from otelml import semconv
+
+    return {(s.attributes[semconv.MODEL_NAME], s.attributes[semconv.MODEL_VERSION]): s for s in rt.registry.collect()}
