@@ -100,13 +100,8 @@ class Recorder:
     def record_row(self, names, numeric, categorical, row, duration: float, error_type, exemplar):
         """Add a one-row call; ``row`` is ``(label, confidence, margin, value)`` or ``None`` (see ``read_row``)."""
         with self._lock:
-            counters = self._counters
-            counters[(semconv.METRIC_CALLS, error_type)] += 1
-            self._durations[error_type].append(duration)
-            if exemplar is not None:
-                self._exemplar = exemplar
+            self._count_call(duration, error_type, exemplar, 0 if numeric is None else 1)
             if numeric is not None:
-                counters[(semconv.METRIC_ROWS, None)] += 1
                 self._buffer_rows(names, numeric)
                 if categorical:
                     self._count_categories(categorical)
@@ -130,13 +125,8 @@ class Recorder:
         if outputs is not None and outputs.rows > large:
             outputs_now = self._aggregate_outputs(outputs)
         with self._lock:
-            counters = self._counters
-            counters[(semconv.METRIC_CALLS, error_type)] += 1
-            self._durations[error_type].append(duration)
-            if exemplar is not None:
-                self._exemplar = exemplar
+            self._count_call(duration, error_type, exemplar, 0 if numeric is None else numeric.shape[0])
             if numeric is not None:
-                counters[(semconv.METRIC_ROWS, None)] += numeric.shape[0]
                 if features is not None:
                     self._add_features(features)
                 else:
@@ -150,6 +140,14 @@ class Recorder:
                 self._count_labels(label_counts)
             elif outputs is not None:
                 self._buffer_outputs(outputs)
+
+    def _count_call(self, duration, error_type, exemplar, rows):
+        self._counters[(semconv.METRIC_CALLS, error_type)] += 1
+        self._durations[error_type].append(duration)
+        if exemplar is not None:
+            self._exemplar = exemplar
+        if rows:
+            self._counters[(semconv.METRIC_ROWS, None)] += rows
 
     def _buffer_rows(self, names, numeric):
         rows = numeric.shape[0]

@@ -179,6 +179,14 @@ def from_columns(values, layout: Layout = DEFAULT_LAYOUT) -> list[ExpHistogram]:
     top = np.ceil(np.where(has_values, level_hi, 0.0) * factor) - 1
     lowest = np.where(use_fold, np.maximum(lowest, top - layout.max_size + 1), lowest)
 
+    # The zero bucket reaches just up to the largest folded magnitude: no further, so that merging with other
+    # histograms folds as little of theirs as possible.
+    zero_threshold = np.zeros(n_cols)
+    for c in np.flatnonzero(use_fold):
+        row = level[c]
+        folded = np.abs(xt[c][(row <= lowest[c] / factor[c]) & (row > -np.inf)])
+        zero_threshold[c] = folded.max() if folded.size else 0.0
+
     # Slot of each value in one bincount over all columns: per column, M negative slots (mirrored), one zero slot,
     # M positive slots. Folded values and zeros land in the zero slot. The clip only matters if a value lies within
     # a rounding error of the top bucket's boundary.
@@ -193,8 +201,6 @@ def from_columns(values, layout: Layout = DEFAULT_LAYOUT) -> list[ExpHistogram]:
     np.add(slot, (np.arange(n_cols) * width + size)[:, None], out=slot)
     counts = np.bincount(slot.astype(np.int64).ravel(), minlength=n_cols * width).reshape(n_cols, width)
     counts[:, size] -= n_rows - n_finite
-    zero_threshold = np.where(use_fold, _bound(lowest, scale), 0.0)
-
     result = []
     for c in range(n_cols):
         offset = int(lowest[c])
@@ -245,7 +251,8 @@ def _fold_candidates(level, level_lo, level_hi, scale_full, layout: Layout):
     per_octave = np.bincount(keys[present], minlength=n_cols * _OCTAVES).reshape(n_cols, _OCTAVES)
     below = np.cumsum(per_octave[:, ::-1], axis=1)[:, ::-1] - per_octave
     allowed = below <= layout.max_fold_fraction * present.sum(axis=1)[:, None]
-    cut = top - np.argmax(allowed, axis=1)
+    cut_depth = np.argmax(allowed, axis=1)
+    cut = np.where(cut_depth < _OCTAVES - 1, top - cut_depth, -np.inf)  # the last bin lumps octaves: no cut inside it
     fold_lo = level_lo.copy()
     for c in np.flatnonzero(candidates & (cut > np.floor(level_lo))):
         row = level[c]
@@ -301,7 +308,8 @@ def merge_all(histograms, layout: Layout = DEFAULT_LAYOUT) -> ExpHistogram:
 
 def rebin(h: ExpHistogram, scale: int, zero_threshold: float) -> ExpHistogram:
     """``h`` at a coarser (or equal) ``scale`` and a wider (or equal) zero bucket, without any bucket limit: the
-    way to compare histograms of different layouts bucket for bucket.
+    way to compare histograms of different layouts bucket for bucket. The zero bucket may grow further to the
+    bound of a bucket that straddles ``zero_threshold``; the result's ``zero_threshold`` says where it ends.
 
     Example:
         >>> import numpy as np
@@ -312,12 +320,11 @@ def rebin(h: ExpHistogram, scale: int, zero_threshold: float) -> ExpHistogram:
     if scale > h.scale or zero_threshold < h.zero_threshold:
         raise ValueError("rebin can only lower the scale and widen the zero bucket")
     by = h.scale - scale
-    pos, moved_p = _fold_below(_sparse(h.positive_offset, h.positive, by), scale, zero_threshold)
-    neg, moved_n = _fold_below(_sparse(h.negative_offset, h.negative, by), scale, zero_threshold)
-    (p_off, p), (n_off, n) = _dense(pos), _dense(neg)
-    return ExpHistogram(
-        scale, zero_threshold, h.zero_count + moved_p + moved_n, p_off, p, n_off, n, h.count, h.sum, h.min, h.max
+    pos, neg, moved, zero_threshold = _fold_below(
+        _sparse(h.positive_offset, h.positive, by), _sparse(h.negative_offset, h.negative, by), scale, zero_threshold
     )
+    (p_off, p), (n_off, n) = _dense(pos), _dense(neg)
+    return ExpHistogram(scale, zero_threshold, h.zero_count + moved, p_off, p, n_off, n, h.count, h.sum, h.min, h.max)
 
 
 # Sparse buckets: (sorted unique indices, counts), both int64 arrays.
@@ -346,36 +353,54 @@ def _dense(sparse):
     return int(index[0]), dense
 
 
-def _fold_below(sparse, scale, zero_threshold):
-    """Drop buckets that lie wholly inside ``[-zero_threshold, zero_threshold]``; returns them as a count."""
-    index, counts = sparse
-    if zero_threshold <= 0 or index.size == 0:
-        return sparse, 0
-    inside = _bound(index + 1, scale) <= zero_threshold * (1 + 1e-12)
-    return (index[~inside], counts[~inside]), int(counts[inside].sum())
+def _fold_below(pos, neg, scale, zero_threshold):
+    """Move buckets at or below ``zero_threshold`` into the zero bucket: ``(pos, neg, moved, zero_threshold)``.
+
+    A bucket that straddles the threshold is folded too and the threshold raised to its upper bound, so that every
+    value stays on the right side of it.
+    """
+    moved = 0
+    while zero_threshold > 0:
+        changed = False
+        signs = []
+        for index, counts in (pos, neg):
+            if index.size:
+                lower = _bound(index, scale)
+                fold = lower < zero_threshold * (1 - 1e-12)
+                if fold.any():
+                    zero_threshold = max(zero_threshold, float(_bound(index[fold][-1] + 1, scale)))
+                    moved += int(counts[fold].sum())
+                    index, counts = index[~fold], counts[~fold]
+                    changed = True
+            signs.append((index, counts))
+        pos, neg = signs
+        if not changed:
+            break
+    return pos, neg, moved, zero_threshold
 
 
 def _fit(scale, zero_threshold, zero_count, pos, neg, *, count, total, low, high, layout: Layout):
     """Bring merged buckets within ``max_size`` per sign, by folding small magnitudes or lowering the scale."""
-    pos, moved_p = _fold_below(pos, scale, zero_threshold)
-    neg, moved_n = _fold_below(neg, scale, zero_threshold)
-    zero_count += moved_p + moved_n
+    pos, neg, moved, zero_threshold = _fold_below(pos, neg, scale, zero_threshold)
+    zero_count += moved
     signs = [s for s in (pos, neg) if s[0].size]
     by = _shift_to_fit(signs, None, layout.max_size)
     cut = _fold_cut(pos, neg, layout.max_fold_fraction)
     by_fold = _shift_to_fit(signs, cut, layout.max_size) if cut is not None else by
     if by - by_fold >= layout.min_fold_gain:
-        # Fold no more than this scale needs: the lowest bucket that keeps every sign within max_size.
+        # Fold no more than this scale needs: below the lowest bucket that keeps every sign within max_size.
         by = by_fold
         ranges = [(int(i[-1]) >> by, int(i[0]) >> by) for i, _ in signs]
         lowest_kept = max(top - layout.max_size + 1 for top, bottom in ranges if top - bottom + 1 > layout.max_size)
-        zero_threshold = max(zero_threshold, float(_bound(lowest_kept, scale - by)))
+        below = [i[(i >> by) < lowest_kept] for i, _ in signs]
+        highest_folded = max(int(b[-1]) for b in below if b.size)
+        zero_threshold = max(zero_threshold, float(_bound(highest_folded + 1, scale)))
     scale -= by
-    pos, moved_p = _fold_below(_combine([(pos[0] >> by, pos[1])]) if by else pos, scale, zero_threshold)
-    neg, moved_n = _fold_below(_combine([(neg[0] >> by, neg[1])]) if by else neg, scale, zero_threshold)
-    zero_count += moved_p + moved_n
+    pos = _combine([(pos[0] >> by, pos[1])]) if by else pos
+    neg = _combine([(neg[0] >> by, neg[1])]) if by else neg
+    pos, neg, moved, zero_threshold = _fold_below(pos, neg, scale, zero_threshold)
     (p_off, p), (n_off, n) = _dense(pos), _dense(neg)
-    return ExpHistogram(scale, zero_threshold, zero_count, p_off, p, n_off, n, count, total, low, high)
+    return ExpHistogram(scale, zero_threshold, zero_count + moved, p_off, p, n_off, n, count, total, low, high)
 
 
 def _shift_to_fit(signs, cut, max_size):
