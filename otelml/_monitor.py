@@ -54,11 +54,13 @@ class Call:
         "categorical",
         "outputs",
         "recorded",
+        "binding",
         "_id",
     )
 
-    def __init__(self, monitor, span, token, start_ns, names, numeric, categorical):
+    def __init__(self, monitor, span, token, start_ns, names, numeric, categorical, binding=None):
         self.monitor = monitor
+        self.binding = binding  # (runtime, recorder, tracer) when the call started
         self.span = span
         self.token = token
         self.start_ns = start_ns
@@ -226,9 +228,10 @@ class monitor:
             attributes = self._attributes.copy()
             if numeric is not None:
                 attributes[semconv.BATCH_SIZE] = numeric.shape[0]
-            span = self._binding()[2].start_span(self.span_name, attributes=attributes)
+            binding = self._binding()
+            span = binding[2].start_span(self.span_name, attributes=attributes)
             token = otel_context.attach(trace.set_span_in_context(span))
-            return Call(self, span, token, start_ns, names, numeric, categorical)
+            return Call(self, span, token, start_ns, names, numeric, categorical, binding)
         except Exception as exc:
             _health.health.drop(_health.INTERNAL_ERROR, f"starting a monitored call failed: {exc!r}", exc_info=True)
             return None
@@ -265,14 +268,15 @@ class monitor:
                 outputs = None
             if row is None and outputs is not None and outputs.rows == 1:
                 row = outputs.first_row()
-            runtime, recorder, _ = self._binding()
+            runtime, recorder, _ = call.binding
             exemplar = None
             if span.is_recording():
                 if outputs_read and numeric is not None:
                     span.set_attribute(semconv.BATCH_SIZE, numeric.shape[0])
                 if row is not None:
                     span.set_attributes(_row_attributes(row))
-                exemplar = self._exemplar(span, call, duration, row, error_type)
+                if time.time_ns() - self._last_exemplar_ns >= _EXEMPLAR_EVERY_NS:
+                    exemplar = self._exemplar(span, call, duration, row, error_type)
             if row is not None or (outputs is None and numeric is not None and numeric.shape[0] == 1):
                 recorder.record_row(call.names, numeric, call.categorical, row, duration, error_type, exemplar)
                 predicted = None if row is None else row[0]
@@ -295,8 +299,6 @@ class monitor:
 
     def _exemplar(self, span, call, duration, row, error_type):
         now = time.time_ns()
-        if now - self._last_exemplar_ns < _EXEMPLAR_EVERY_NS:
-            return None
         context = span.get_span_context()
         if not context.trace_flags.sampled:
             return None
