@@ -19,6 +19,7 @@ from operator import itemgetter
 import numpy as np
 
 _EMPTY_CATEGORICAL: dict = {}
+MAX_NAME_LENGTH = 128  # longer feature names and labels are cut to this many characters
 
 
 class InputError(ValueError):
@@ -135,3 +136,23 @@ def _from_dicts(rows):
         columns = list(zip(*table))
         return _split_mixed(names, columns)
     return names, matrix.reshape(len(rows), len(keys)), _EMPTY_CATEGORICAL
+
+
+def cap_features(names, numeric, categorical, max_features: int):
+    """Keep at most ``max_features`` columns (numeric first) with names of at most ``MAX_NAME_LENGTH`` characters.
+
+    Returns ``(names, numeric, categorical, dropped_values)``.
+    """
+    if any(len(n) > MAX_NAME_LENGTH for n in names) or any(len(n) > MAX_NAME_LENGTH for n in categorical):
+        names = tuple(n[:MAX_NAME_LENGTH] for n in names)
+        categorical = {n[:MAX_NAME_LENGTH]: v for n, v in categorical.items()}
+    dropped = 0
+    if len(names) > max_features:
+        dropped += numeric[:, max_features:].size
+        names, numeric = names[:max_features], numeric[:, :max_features]
+    room = max_features - len(names)
+    if len(categorical) > room:
+        kept = list(categorical)[:room]
+        dropped += sum(v.size for n, v in categorical.items() if n not in kept)
+        categorical = {n: categorical[n] for n in kept}
+    return names, numeric, categorical, dropped

@@ -26,7 +26,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from . import _config, _health, semconv
-from ._inputs import InputError, to_features
+from ._inputs import MAX_NAME_LENGTH, InputError, cap_features, to_features
 from ._outputs import KINDS, OutputError, read_outputs, read_row
 from ._recorder import Exemplar
 
@@ -83,7 +83,8 @@ class Call:
         """Tell the call its inputs and outputs (context-manager use); either may be given separately."""
         try:
             if inputs is not None:
-                self.names, self.numeric, self.categorical = self.monitor._read_inputs(inputs)
+                monitor = self.monitor
+                self.names, self.numeric, self.categorical = monitor._features(inputs, self.binding[1].limits.max_features)
             if outputs is not None:
                 self.outputs = self.monitor._read_outputs(outputs)
         except Exception as exc:  # never raise into the caller
@@ -135,6 +136,7 @@ class monitor:
         self._bound = (None, None, None)  # runtime, recorder, tracer
         self._guessed_output = None
         self._last_exemplar_ns = 0
+        self._checked_names = None
 
     # --- decorator ------------------------------------------------------------------------------------------------
     def __call__(self, fn):
@@ -200,8 +202,29 @@ class monitor:
             bound = self._bound = (runtime, recorder, runtime.tracer)
         return bound
 
-    def _read_inputs(self, x):
-        return to_features(x, self.feature_names)
+    def _features(self, x, max_features):
+        """``to_features`` within the feature cap; ``(None, None, None)`` (counted) when unreadable."""
+        try:
+            names, numeric, categorical = to_features(x, self.feature_names)
+        except InputError as exc:
+            _health.health.drop(_health.BAD_INPUT, f"model {self.model!r}: {exc}")
+            return None, None, None
+        if names is not self._checked_names:  # the same tuple again and again on the hot path
+            if len(names) + len(categorical) > max_features or any(len(n) > MAX_NAME_LENGTH for n in names):
+                names, numeric, categorical = self._cap(names, numeric, categorical, max_features)
+            else:
+                self._checked_names = names
+        return names, numeric, categorical
+
+    def _cap(self, names, numeric, categorical, max_features):
+        names, numeric, categorical, dropped = cap_features(names, numeric, categorical, max_features)
+        if dropped:
+            _health.health.drop(
+                _health.CARDINALITY,
+                f"model {self.model!r}: more than {max_features} features; the rest are not recorded",
+                count=dropped,
+            )
+        return names, numeric, categorical
 
     def _read_outputs(self, y):
         kind = self.output if self.output != "auto" else self._guessed_output
@@ -219,16 +242,13 @@ class monitor:
     def _begin(self, x) -> Call | None:
         try:
             start_ns = time.perf_counter_ns()
+            binding = self._binding()
             names = numeric = categorical = None
             if x is not None:
-                try:
-                    names, numeric, categorical = to_features(x, self.feature_names)
-                except InputError as exc:
-                    _health.health.drop(_health.BAD_INPUT, f"model {self.model!r}: {exc}")
+                names, numeric, categorical = self._features(x, binding[1].limits.max_features)
             attributes = self._attributes.copy()
             if numeric is not None:
                 attributes[semconv.BATCH_SIZE] = numeric.shape[0]
-            binding = self._binding()
             span = binding[2].start_span(self.span_name, attributes=attributes)
             token = otel_context.attach(trace.set_span_in_context(span))
             return Call(self, span, token, start_ns, names, numeric, categorical, binding)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _health, histogram, semconv
+from ._inputs import MAX_NAME_LENGTH
 from ._outputs import Outputs
 
 BLOCK_ROWS = 512  # small calls are aggregated this many rows at a time
@@ -249,7 +250,7 @@ class Recorder:
         """The label as it goes on the wire: its text, or ``__other__`` past the label cap."""
         known = self._labels.get(label)
         if known is None:
-            known = str(label) if len(self._labels) < self.limits.max_labels else semconv.OTHER_VALUE
+            known = str(label)[:MAX_NAME_LENGTH] if len(self._labels) < self.limits.max_labels else semconv.OTHER_VALUE
             if len(self._labels) < 4 * self.limits.max_labels:  # remember some overflow too, boundedly
                 self._labels[label] = known
         return known
@@ -259,6 +260,7 @@ class Recorder:
             values, counts = np.unique(column.astype(str), return_counts=True)
             seen = self._categories[name]
             for value, count in zip(values.tolist(), counts.tolist()):
+                value = value[:MAX_NAME_LENGTH]
                 if value not in seen:
                     if len(seen) >= self.limits.max_categories:
                         value = semconv.OTHER_VALUE

@@ -246,14 +246,14 @@ def test_cardinality_caps(spans, dropped):
     rt = otelml.configure(tracer_provider=spans[0], export_metrics=False, limits=limits)
     try:
         predict = otelml.monitor(model="m", version="1", output="labels")(lambda x: np.array(["a", "b", "c", "d"]))
-        frame = pd.DataFrame({f"f{i}": np.arange(4.0) for i in range(5)} | {"color": ["r", "g", "b", "y"]})
-        predict(frame)
+        predict(pd.DataFrame({f"f{i}": np.arange(4.0) for i in range(5)}))
+        predict(pd.DataFrame({"color": ["r", "g", "b", "y"]}))
         snap = collect(rt)[("m", "1")]
         features = {k[1] for k in snap.histograms if k[0] == semconv.METRIC_FEATURE_VALUE}
         labels = {k[1]: v for k, v in snap.counters.items() if k[0] == semconv.METRIC_PREDICTIONS}
         colors = {k[1][1]: v for k, v in snap.counters.items() if k[0] == semconv.METRIC_FEATURE_CATEGORY}
         assert len(features) == 3 and dropped()["cardinality_limit"] == 2 * 4
-        assert labels == {"a": 1, "b": 1, "__other__": 2}
+        assert labels == {"a": 2, "b": 2, "__other__": 4}
         assert colors == {"b": 1, "g": 1, "__other__": 2}
     finally:
         otelml.shutdown()
@@ -312,3 +312,28 @@ def test_a_forked_child_records_on_its_own(runtime):
     assert os.read(read, 100) == b"2"
     os.waitpid(pid, 0)
     assert collect(runtime)[("fork", "1")].counters[(semconv.METRIC_ROWS, None)] == 3
+
+
+def test_hostile_inputs_are_capped_before_any_work(runtime, dropped):
+    """A 100,000-column row, giant names and giant labels: bounded work, counted drops, result unchanged."""
+    wide = pd.DataFrame(np.ones((1, 100_000)), columns=[f"c{i}" for i in range(100_000)])
+    long_name = "n" * 10_000
+    predict = otelml.monitor(model="hostile", version="1", output="labels")(lambda x: np.array(["L" * 100_000]))
+    assert predict(wide)[0] == "L" * 100_000
+    snap = collect(runtime)[("hostile", "1")]
+    assert len({k[1] for k in snap.histograms if k[0] == semconv.METRIC_FEATURE_VALUE}) == 512
+    assert dropped()["cardinality_limit"] == 100_000 - 512
+    assert {len(k[1]) for k in snap.counters if k[0] == semconv.METRIC_PREDICTIONS} == {128}
+    otelml.monitor(model="names", version="1")(lambda x: np.zeros(1))(pd.DataFrame({long_name: [1.0], "c": ["v" * 5000]}))
+    snap = collect(runtime)[("names", "1")]
+    assert {k[1] for k in snap.histograms if k[0] == semconv.METRIC_FEATURE_VALUE} == {"n" * 128}
+    assert {len(k[1][1]) for k in snap.counters if k[0] == semconv.METRIC_FEATURE_CATEGORY} == {128}
+
+
+def test_a_huge_batch_is_recorded_exactly(runtime):
+    predict = otelml.monitor(model="big", version="1", task="regression")(lambda x: x[:, 0])
+    x = np.random.default_rng(0).normal(size=(1_000_000, 4))
+    assert predict(x) is not None
+    snap = collect(runtime)[("big", "1")]
+    assert snap.histograms[(semconv.METRIC_FEATURE_VALUE, "x3")].count == 1_000_000
+    assert snap.histograms[(semconv.METRIC_PREDICTION_VALUE, None)].count == 1_000_000
