@@ -72,6 +72,76 @@ def _summary(kind, request, attributes):
         yield f"logs   {sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)} records"
 
 
+def _analyzer(args) -> int:
+    import logging
+
+    from .analyzer import config as analyzer_config
+    from .analyzer.server import Server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        config = analyzer_config.load(
+            args.config,
+            otlp_grpc=args.otlp_grpc,
+            otlp_http=args.otlp_http,
+            http=args.http,
+            state_dir=args.state_dir,
+            window=args.window,
+            lateness=args.lateness,
+            idle_timeout=args.idle_timeout,
+            warmup=args.warmup,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            auth_token=args.auth_token,
+        )
+        server = Server(config).start()
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"otelml analyzer: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"otelml analyzer: OTLP/gRPC :{server.grpc.port}, OTLP/HTTP :{server.http.port}, "
+        f"status http://{config.http.rpartition(':')[0]}:{server.api.port}/api/models, state {config.state_dir}",
+        flush=True,
+    )
+    server.serve_forever()
+    return 0
+
+
+def _reference(args) -> int:
+    import json
+
+    from .analyzer import datasets, references
+    from .analyzer.store import CANDIDATE, PINNED, ReferenceActionError, Store
+
+    store = Store(args.state_dir)
+    try:
+        if args.action == "build":
+            names, numeric, skipped = datasets.load(args.data)
+            ref = references.from_data(args.model, args.version, names, numeric, "dataset: " + ", ".join(args.data))
+            status = CANDIDATE if store.pinned(args.model, args.version) is not None else PINNED
+            store.add_reference(ref, status)
+            print(f"{status} reference {ref.hash} for {args.model} {args.version}: {ref.rows} rows, "
+                  f"{len(names)} features" + (f" (non-numeric columns left out: {', '.join(skipped)})" if skipped else ""))
+            if status == CANDIDATE:
+                print(f"a pinned reference exists; to replace it: otelml reference promote --model {args.model} "
+                      f"--version {args.version} --hash {ref.hash} --state-dir {args.state_dir}")
+        elif args.action == "show":
+            shown = [dict(ref.summary(), status=status) for status, ref in store.references(args.model, args.version)]
+            print(json.dumps(shown, indent=2))
+        elif args.action == "pin":
+            store.pin(args.model, args.version, args.hash)
+            print(f"pinned {args.hash} for {args.model} {args.version}")
+        else:
+            replaced = store.promote(args.model, args.version, args.hash)
+            print(f"promoted {args.hash} for {args.model} {args.version}; it replaces {replaced}")
+    except (ReferenceActionError, ValueError, OSError) as exc:
+        print(f"otelml reference {args.action}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="otelml", description="OpenTelemetry-native monitoring of ML models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,10 +150,45 @@ def main(argv=None) -> int:
     sink.add_argument("--grpc", type=_split, default=("127.0.0.1", 4317), metavar="HOST:PORT")
     sink.add_argument("--http", type=_split, default=("127.0.0.1", 4318), metavar="HOST:PORT")
     sink.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+
+    analyzer = sub.add_parser("analyzer", help="run the analysis service")
+    analyzer.add_argument("--otlp-grpc", metavar="HOST:PORT", help="OTLP/gRPC receiver (default 127.0.0.1:4317)")
+    analyzer.add_argument("--otlp-http", metavar="HOST:PORT", help="OTLP/HTTP receiver (default 127.0.0.1:4318)")
+    analyzer.add_argument("--http", metavar="HOST:PORT", help="health, status and query API (default 127.0.0.1:8080)")
+    analyzer.add_argument("--state-dir", metavar="DIR", help="where state is kept (default ./otelml-state)")
+    analyzer.add_argument("--config", metavar="FILE", help="TOML (or YAML) file with the same settings")
+    analyzer.add_argument("--window", type=float, metavar="SECONDS", help="window length (default 60)")
+    analyzer.add_argument("--lateness", type=float, metavar="SECONDS", help="allowed lateness (default 30)")
+    analyzer.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="close windows after silence (120)")
+    analyzer.add_argument("--warmup", type=int, metavar="N", help="observations per feature for a live reference")
+    analyzer.add_argument("--tls-cert", metavar="FILE")
+    analyzer.add_argument("--tls-key", metavar="FILE")
+    analyzer.add_argument("--auth-token", metavar="TOKEN", help="bearer token required by every listener")
+
+    reference = sub.add_parser("reference", help="manage reference distributions")
+    actions = reference.add_subparsers(dest="action", required=True)
+    for action, help_text in [
+        ("build", "build a reference from data files (CSV, .npy, Parquet)"),
+        ("show", "list references"),
+        ("pin", "pin a candidate for a version that has no pinned reference"),
+        ("promote", "replace the pinned reference by a candidate (logged)"),
+    ]:
+        p = actions.add_parser(action, help=help_text)
+        p.add_argument("--state-dir", required=True, metavar="DIR")
+        p.add_argument("--model", required=action != "show")
+        p.add_argument("--version", required=action != "show")
+        if action in ("pin", "promote"):
+            p.add_argument("--hash", required=True)
+        if action == "build":
+            p.add_argument("data", nargs="+", metavar="DATA")
     args = parser.parse_args(argv)
     if args.command == "version":
         print(__version__)
         return 0
+    if args.command == "analyzer":
+        return _analyzer(args)
+    if args.command == "reference":
+        return _reference(args)
     return _sink(args)
 
 

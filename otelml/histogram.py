@@ -327,6 +327,26 @@ def rebin(h: ExpHistogram, scale: int, zero_threshold: float) -> ExpHistogram:
     return ExpHistogram(scale, zero_threshold, h.zero_count + moved, p_off, p, n_off, n, h.count, h.sum, h.min, h.max)
 
 
+def align(*histograms: ExpHistogram) -> list[ExpHistogram]:
+    """The histograms rebinned to one layout (the coarsest scale, the widest zero bucket), to compare or subtract
+    them bucket for bucket.
+
+    Example:
+        >>> import numpy as np
+        >>> a, b = align(from_values(np.array([1.0, 2.0])), from_values(np.array([1000.0, 3.0])))
+        >>> a.scale == b.scale and a.zero_threshold == b.zero_threshold
+        True
+    """
+    scale = min(h.scale for h in histograms)
+    zero_threshold = max(h.zero_threshold for h in histograms)
+    while True:
+        out = [rebin(h, scale, zero_threshold) for h in histograms]
+        widest = max(h.zero_threshold for h in out)
+        if all(h.zero_threshold == widest for h in out):
+            return out
+        zero_threshold = widest
+
+
 # Sparse buckets: (sorted unique indices, counts), both int64 arrays.
 def _sparse(offset, counts, by):
     """Non-empty buckets of a dense ``(offset, counts)`` array as sparse pairs, downscaled by ``by`` steps."""

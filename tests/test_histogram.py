@@ -115,8 +115,7 @@ def test_invalid_layouts_and_shapes_are_rejected():
 
 def ks_distance(a: H.ExpHistogram, b: H.ExpHistogram) -> float:
     """Two-sample KS distance on binned data, both histograms brought to their common layout."""
-    scale, zero = min(a.scale, b.scale), max(a.zero_threshold, b.zero_threshold)
-    a, b = H.rebin(a, scale, zero), H.rebin(b, scale, zero)
+    a, b = H.align(a, b)
     edges = np.unique(np.concatenate([a.buckets()[1], b.buckets()[1]]))
 
     def cdf(h):

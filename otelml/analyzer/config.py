@@ -1,0 +1,80 @@
+"""Analyzer settings: command-line flags over a config file (TOML, or YAML where PyYAML is installed) over defaults.
+
+A config file holds the same names as the flags, with underscores, at the top level or under ``[analyzer]``;
+limits go under ``[analyzer.limits]`` (or ``limits:``)::
+
+    [analyzer]
+    otlp_grpc = "0.0.0.0:4317"
+    window = 60
+    [analyzer.limits]
+    max_models = 200
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+
+from .state import Limits, StateConfig
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    otlp_grpc: str = "127.0.0.1:4317"
+    otlp_http: str = "127.0.0.1:4318"
+    http: str = "127.0.0.1:8080"
+    state_dir: str = "./otelml-state"
+    window: float = 60.0  # seconds per tumbling window
+    lateness: float = 30.0  # seconds a window waits for late points after the data moved past it
+    idle_timeout: float = 120.0  # seconds of silence after which windows close anyway
+    warmup: int = 5000  # observations per feature before a live-traffic reference is pinned
+    max_inflight: int = 64  # requests being ingested at once; past it, receivers answer "retry later"
+    checkpoint_interval: float = 10.0  # seconds between checkpoints while data flows
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    auth_token: str | None = None  # bearer token required on every listener (also OTELML_AUTH_TOKEN)
+    limits: Limits = field(default_factory=Limits)
+
+    def state_config(self) -> StateConfig:
+        return StateConfig(self.window, self.lateness, self.idle_timeout, self.limits)
+
+    def __post_init__(self):
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both tls_cert and tls_key")
+        if self.warmup < 1 or self.max_inflight < 1 or self.checkpoint_interval <= 0:
+            raise ValueError("warmup and max_inflight must be at least 1, checkpoint_interval positive")
+        self.state_config()  # validates window, lateness, idle timeout
+
+
+def _read_file(path: str) -> dict:
+    with open(path, "rb") as f:
+        raw = f.read()
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"{path}: YAML config files need PyYAML (pip install pyyaml), or use TOML") from None
+        data = yaml.safe_load(raw) or {}
+    else:
+        import tomllib
+
+        data = tomllib.loads(raw.decode())
+    return data.get("analyzer", data)
+
+
+def load(path: str | None = None, **overrides) -> AnalyzerConfig:
+    """Defaults, then the file at ``path``, then ``overrides`` (flags); ``None`` overrides are ignored."""
+    values = _read_file(path) if path else {}
+    known = {f.name for f in fields(AnalyzerConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown settings in {path}: {sorted(unknown)}")
+    limits = values.pop("limits", {}) or {}
+    bad_limits = set(limits) - {f.name for f in fields(Limits)}
+    if bad_limits:
+        raise ValueError(f"unknown limits in {path}: {sorted(bad_limits)}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if not values.get("auth_token") and os.environ.get("OTELML_AUTH_TOKEN"):
+        values["auth_token"] = os.environ["OTELML_AUTH_TOKEN"]
+    config = AnalyzerConfig(**values)
+    return replace(config, limits=Limits(**limits)) if limits else config

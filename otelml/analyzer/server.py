@@ -1,0 +1,61 @@
+"""``otelml analyzer``: the analyzer with its receivers and status API, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from .config import AnalyzerConfig
+from .receivers import GrpcReceiver, api_server, http_receiver
+from .service import Analyzer
+
+logger = logging.getLogger("otelml.analyzer")
+
+
+class Server:
+    """The analyzer plus its listeners; ``start()``, then ``stop()``."""
+
+    def __init__(self, config: AnalyzerConfig):
+        self.config = config
+        self.analyzer = Analyzer(config)
+        self.grpc = GrpcReceiver(self.analyzer, config.otlp_grpc)
+        self.http = http_receiver(self.analyzer, config.otlp_http)
+        self._up = False
+        self.api = api_server(self.analyzer, config.http, lambda: self._up)
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="otelml-analyzer-tick", daemon=True)
+
+    def start(self) -> "Server":
+        self.api.start()
+        self.grpc.start()
+        self.http.start()
+        self._up = True
+        self._ticker.start()
+        logger.info(
+            "otelml analyzer: OTLP/gRPC on port %d, OTLP/HTTP on port %d, status on port %d, state in %s",
+            self.grpc.port, self.http.port, self.api.port, self.config.state_dir,
+        )
+        return self
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.analyzer.tick()
+            except Exception:
+                logger.exception("analyzer tick failed")
+
+    def stop(self) -> None:
+        self._up = False
+        self._stop.set()
+        self.grpc.stop()
+        self.http.stop()
+        self.api.stop()
+        self.analyzer.close()
+
+    def serve_forever(self) -> None:
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        signal.signal(signal.SIGINT, lambda *_: done.set())
+        done.wait()
+        self.stop()

@@ -1,0 +1,163 @@
+"""The analyzer service: journal, state, references and checkpoints behind one ``ingest`` call.
+
+Receivers decode a request and call :meth:`Analyzer.ingest`; it journals the raw request, applies its points to the
+state, learns warm-up references from closed windows, and checkpoints now and then. Only then do receivers
+acknowledge, so an acknowledged request survives ``kill -9``. When too many requests are being ingested at once,
+``ingest`` raises :class:`Overloaded` and receivers answer with OTLP's retryable codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from . import references
+from .config import AnalyzerConfig
+from .decode import decode_metrics, decode_traces
+from .points import Decoded
+from .state import Applied, State
+from .store import CANDIDATE, PINNED, Store
+
+logger = logging.getLogger("otelml.analyzer")
+
+_DECODERS = {"metrics": decode_metrics, "traces": decode_traces}
+
+
+class Overloaded(RuntimeError):
+    """Too many requests in flight; the sender should retry later."""
+
+
+class Analyzer:
+    """Everything but the network: construct, then feed with :meth:`ingest`; :meth:`tick` closes idle windows."""
+
+    def __init__(self, config: AnalyzerConfig):
+        self.config = config
+        self.store = Store(config.state_dir)
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(config.max_inflight)
+        self._unsaved: list = []  # closed windows not yet in the store
+        self._journal_position = 0
+        self._last_checkpoint = time.monotonic()
+        self.overloaded = 0
+        self.ready = False
+        self._restore()
+
+    # --- start-up -------------------------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        saved, upto = self.store.load_checkpoint()
+        if saved is not None and saved[0].config != self.config.state_config():
+            logger.warning("state settings changed since the last checkpoint; open windows are kept as they were")
+        self.state, self.warmup = saved if saved is not None else (State(self.config.state_config()), None)
+        if self.warmup is None or self.warmup.observations != self.config.warmup:
+            self.warmup = references.Warmup(self.config.warmup)
+        for mv in self.state.models.values():
+            mv.history.extend(self.store.windows(mv.model, mv.version, self.config.limits.history))
+        self._journal_position = upto
+        replayed = 0
+        for position, signal, payload, received_ns in self.store.journal_after(upto):
+            kind, _, content_type = signal.partition(":")
+            try:
+                decoded = _DECODERS[kind](payload, content_type)
+            except Exception as exc:  # journaled requests were decoded once; this is a damaged row
+                logger.error("journal row %d cannot be replayed: %s", position, exc)
+                continue
+            self._apply(decoded, received_ns)
+            self._journal_position = position
+            replayed += 1
+        self.checkpoint()
+        self.ready = True
+        logger.info("analyzer state restored: %d model versions, %d requests replayed", len(self.state.models), replayed)
+
+    # --- ingest ---------------------------------------------------------------------------------------------------
+    def ingest(self, signal: str, content_type: str, payload: bytes, decoded: Decoded) -> Applied:
+        """Journal and apply one decoded request. Raises :class:`Overloaded` when too busy."""
+        if not decoded.points and not decoded.spans:
+            return Applied(rejected=decoded.rejected, errors=list(decoded.errors))
+        if not self._slots.acquire(blocking=False):
+            self.overloaded += 1
+            raise Overloaded("too many requests in flight")
+        try:
+            with self._lock:
+                now = time.time_ns()
+                self._journal_position = self.store.append(f"{signal}:{content_type}", payload, now)
+                applied = self._apply(decoded, now)
+                if self._unsaved or time.monotonic() - self._last_checkpoint > self.config.checkpoint_interval:
+                    self._checkpoint_locked()
+                return applied
+        finally:
+            self._slots.release()
+
+    def _apply(self, decoded: Decoded, now_ns: int) -> Applied:
+        applied = self.state.apply(decoded, now_ns)
+        self._closed(applied.closed)
+        return applied
+
+    def _closed(self, windows) -> None:
+        self._unsaved.extend(windows)
+        for window in windows:
+            if self.store.pinned(window.model, window.version) is not None:
+                continue
+            learned = self.warmup.add(window)
+            if learned is not None:
+                status = PINNED if self.store.pinned(learned.model, learned.version) is None else CANDIDATE
+                self.store.add_reference(learned, status)
+                logger.info("reference for %s %s learned from live traffic: %s (%s)",
+                            learned.model, learned.version, learned.hash, status)
+
+    def tick(self, now_ns: int | None = None) -> int:
+        """Close windows of silence (wall clock) and checkpoint if due; returns how many windows closed."""
+        with self._lock:
+            closed = self.state.tick(now_ns or time.time_ns())
+            self._closed(closed)
+            if self._unsaved or time.monotonic() - self._last_checkpoint > self.config.checkpoint_interval:
+                self._checkpoint_locked()
+        return len(closed)
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self._checkpoint_locked()
+
+    def _checkpoint_locked(self) -> None:
+        self.store.checkpoint((self.state, self.warmup), self._journal_position, self._unsaved,
+                              self.config.limits.history)
+        self._unsaved = []
+        self._last_checkpoint = time.monotonic()
+
+    def close(self) -> None:
+        self.checkpoint()
+        self.store.close()
+
+    # --- reading --------------------------------------------------------------------------------------------------
+    def models(self) -> list[dict]:
+        """What ``GET /api/models`` returns."""
+        with self._lock:
+            summaries = [self.state.summary(mv) for mv in self.state.models.values()]
+        for summary in summaries:
+            summary["reference"] = self._reference_status(summary["model"], summary["version"])
+        return sorted(summaries, key=lambda s: (s["model"], s["version"]))
+
+    def _reference_status(self, model: str, version: str) -> dict:
+        refs = self.store.references(model, version)
+        pinned = next((ref for status, ref in refs if status == PINNED), None)
+        if pinned is not None:
+            return {"status": PINNED, "hash": pinned.hash, "source": pinned.source, "rows": pinned.rows}
+        with self._lock:
+            progress = self.warmup.progress(model, version)
+        return {"status": "warming up", "observations": progress, "needed": self.config.warmup,
+                "candidates": [ref.hash for status, ref in refs if status == CANDIDATE]}
+
+    def health(self) -> dict:
+        with self._lock:
+            counts = dict(self.state.counts)
+            streams = len(self.state.deltas)
+            models = len(self.state.models)
+        return {
+            "ready": self.ready,
+            "models": models,
+            "cumulative_streams": streams,
+            "points": counts,
+            "overloaded": self.overloaded,
+            "store_seconds": round(self.store.seconds_in_store, 6),
+            "journal_position": self._journal_position,
+        }

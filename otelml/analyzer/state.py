@@ -1,0 +1,267 @@
+"""The analyzer's state: decoded points in, per-model windows out. Pure: no I/O, and time only as an argument.
+
+Windows follow the data's own timestamps. A model's windows close when its newest point is ``lateness`` past their
+end (its watermark), or, for a model gone quiet, when the newest point of any model is ``lateness + idle_timeout``
+past them, or when nothing at all has arrived for ``idle_timeout`` of wall-clock time. Replaying recorded telemetry
+at any speed therefore closes the same windows with the same contents. A quiet model gets empty windows for its
+silence, so detectors can see it.
+
+Points are routed by their ``otelml.model.name`` / ``otelml.model.version`` attributes; points without a model name
+are not otelml's and are counted as ignored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from .. import semconv
+from .points import Decoded
+from .streams import Deltas, StalePoint
+from .windows import ClosedWindow, Window, window_index
+
+_IDENTITY = (semconv.MODEL_NAME, semconv.MODEL_VERSION, semconv.MODEL_TASK)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps that bound the analyzer's memory under any input; what is over a cap is rejected and counted."""
+
+    max_models: int = 1000
+    max_versions: int = 50  # per model
+    max_features: int = 1000  # per model version
+    max_streams: int = 200_000  # cumulative streams remembered for delta conversion
+    history: int = 1440  # closed windows kept per model version
+    max_future_s: float = 600.0  # points timestamped further ahead of the wall clock are rejected
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    window_s: float = 60.0
+    lateness_s: float = 30.0
+    idle_timeout_s: float = 120.0
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self):
+        if self.window_s <= 0 or self.lateness_s < 0 or self.idle_timeout_s <= 0:
+            raise ValueError("window must be positive, lateness non-negative, idle timeout positive")
+
+
+@dataclass(eq=False)
+class ModelVersion:
+    """One model version's windows and totals."""
+
+    model: str
+    version: str
+    task: str | None = None
+    open: dict = field(default_factory=dict)  # window index -> Window
+    closed_through: int | None = None  # highest closed window index
+    history: deque = field(default_factory=deque)
+    features: set = field(default_factory=set)
+    max_event_ns: int = 0
+    last_arrival_ns: int = 0
+    first_seen_ns: int = 0
+    points: int = 0
+    rows: int = 0
+    calls: int = 0
+    spans: int = 0
+    windows_closed: int = 0
+
+    def __getstate__(self):  # history lives in the store's windows table, not in checkpoints
+        state = dict(self.__dict__)
+        state["history"] = deque()
+        return state
+
+
+@dataclass
+class Applied:
+    accepted: int = 0
+    rejected: int = 0
+    errors: list = field(default_factory=list)
+    closed: list = field(default_factory=list)
+
+    def reject(self, message: str) -> None:
+        self.rejected += 1
+        if message not in self.errors and len(self.errors) < 20:
+            self.errors.append(message)
+
+
+class State:
+    """Windows of every model version; feed it with :meth:`apply` and :meth:`tick`."""
+
+    def __init__(self, config: StateConfig | None = None):
+        self.config = config or StateConfig()
+        self.window_ns = int(self.config.window_s * 1e9)
+        self.models: dict = {}  # (model, version) -> ModelVersion
+        self.deltas = Deltas()
+        self.max_event_ns = 0
+        self.last_arrival_ns = 0
+        self.counts: Counter = Counter()  # received, accepted, rejected, ignored, late, stale, spans, ...
+
+    # --- input ----------------------------------------------------------------------------------------------------
+    def apply(self, decoded: Decoded, now_ns: int) -> Applied:
+        """Add a decoded request's points and spans; returns what was accepted and the windows that closed."""
+        result = Applied(rejected=decoded.rejected, errors=list(decoded.errors))
+        self.counts["received"] += len(decoded.points) + decoded.rejected
+        touched = set()
+        future_limit = now_ns + int(self.config.limits.max_future_s * 1e9)
+        for point in decoded.points:
+            reason = self._apply_point(point, now_ns, future_limit, touched)
+            if reason is None:
+                result.accepted += 1
+            elif reason != "ignored":
+                self.counts["rejected"] += 1
+                result.reject(reason)
+        self.counts["rejected"] += decoded.rejected
+        self._count_spans(decoded.spans)
+        if decoded.points or decoded.spans:
+            self.last_arrival_ns = now_ns
+        result.closed = self._close_by_event_time(touched)
+        return result
+
+    def _apply_point(self, point, now_ns, future_limit, touched) -> str | None:
+        attributes = dict(point.key.attributes)
+        model = attributes.get(semconv.MODEL_NAME)
+        if not isinstance(model, str):
+            self.counts["ignored"] += 1
+            return "ignored"
+        if point.time_unix_nano > future_limit:
+            return f"metric {point.key.metric!r}: timestamp more than {self.config.limits.max_future_s:g} s ahead"
+        version = str(attributes.get(semconv.MODEL_VERSION, ""))
+        mv = self._model_version(model, version, now_ns)
+        if mv is None:
+            return f"model {model!r} version {version!r}: over the cap on models or versions"
+        index = window_index(point.time_unix_nano, self.window_ns)
+        if mv.closed_through is not None and index <= mv.closed_through:
+            self.counts["late"] += 1
+            return f"metric {point.key.metric!r}: late point, window {index} of {model!r} already closed"
+        if point.cumulative and point.key not in self.deltas.last and len(self.deltas) >= self.config.limits.max_streams:
+            return f"metric {point.key.metric!r}: over the cap of {self.config.limits.max_streams} cumulative streams"
+        feature = attributes.get(semconv.FEATURE_NAME)
+        if feature is not None and feature not in mv.features:
+            if len(mv.features) >= self.config.limits.max_features:
+                return f"model {model!r}: over the cap of {self.config.limits.max_features} features"
+            mv.features.add(feature)
+        try:
+            delta = self.deltas.delta(point)
+        except StalePoint as exc:
+            self.counts["stale"] += 1
+            return str(exc)
+        window = mv.open.get(index)
+        if window is None:
+            window = mv.open[index] = Window(index, self.window_ns)
+        extra = tuple((k, v) for k, v in point.key.attributes if k not in _IDENTITY)
+        reason = window.add(delta, extra)
+        if reason:
+            return reason
+        if mv.task is None:
+            mv.task = attributes.get(semconv.MODEL_TASK)
+        if point.key.metric == semconv.METRIC_ROWS:
+            mv.rows += delta.value
+        elif point.key.metric == semconv.METRIC_CALLS:
+            mv.calls += delta.value
+        mv.points += 1
+        mv.max_event_ns = max(mv.max_event_ns, point.time_unix_nano)
+        mv.last_arrival_ns = now_ns
+        self.max_event_ns = max(self.max_event_ns, point.time_unix_nano)
+        self.counts["accepted"] += 1
+        touched.add(mv)
+        return None
+
+    def _model_version(self, model: str, version: str, now_ns: int) -> ModelVersion | None:
+        mv = self.models.get((model, version))
+        if mv is not None:
+            return mv
+        limits = self.config.limits
+        versions = sum(1 for m, _ in self.models if m == model)
+        known = versions > 0 or len({m for m, _ in self.models}) < limits.max_models
+        if not known or versions >= limits.max_versions:
+            return None
+        mv = self.models[(model, version)] = ModelVersion(model, version, first_seen_ns=now_ns)
+        return mv
+
+    def _count_spans(self, spans) -> None:
+        for span in spans:
+            model = span.attributes.get(semconv.MODEL_NAME)
+            version = str(span.attributes.get(semconv.MODEL_VERSION, ""))
+            mv = self.models.get((model, version))
+            if mv is not None:
+                mv.spans += 1
+            self.counts["spans"] += 1
+
+    # --- closing windows ------------------------------------------------------------------------------------------
+    def _close_by_event_time(self, touched) -> list[ClosedWindow]:
+        lateness = int(self.config.lateness_s * 1e9)
+        closed = []
+        for mv in touched:
+            closed += self._close_through(mv, window_index(mv.max_event_ns - lateness, self.window_ns) - 1, "watermark")
+        quiet_mark = self.max_event_ns - lateness - int(self.config.idle_timeout_s * 1e9)
+        if quiet_mark > 0:
+            through = window_index(quiet_mark, self.window_ns) - 1
+            for mv in self.models.values():
+                if mv not in touched and (mv.closed_through is None or mv.closed_through < through):
+                    closed += self._close_through(mv, through, "idle")
+        return closed
+
+    def tick(self, now_ns: int) -> list[ClosedWindow]:
+        """Close windows by wall-clock silence: nothing has arrived at all for ``idle_timeout``."""
+        idle_ns = int(self.config.idle_timeout_s * 1e9)
+        if not self.last_arrival_ns or now_ns - self.last_arrival_ns < idle_ns:
+            return []
+        through = window_index(now_ns - int(self.config.lateness_s * 1e9), self.window_ns) - 1
+        closed = []
+        for mv in self.models.values():
+            closed += self._close_through(mv, through, "idle")
+        return closed
+
+    def _close_through(self, mv: ModelVersion, through: int, reason: str) -> list[ClosedWindow]:
+        """Close every window of ``mv`` up to index ``through``, with empty windows for silent stretches."""
+        if not mv.open and mv.closed_through is None:
+            return []
+        first = min(mv.open) if mv.closed_through is None else mv.closed_through + 1
+        first = max(first, through - self.config.limits.history + 1)
+        closed = []
+        for index in range(first, through + 1):
+            window = mv.open.pop(index, None) or Window(index, self.window_ns)
+            closed.append(window.close(mv.model, mv.version, reason if window.points == 0 else "watermark"))
+        for index in [i for i in mv.open if i <= through]:  # older than the history: dropped, counted
+            self.counts["late"] += mv.open.pop(index).points
+        if through >= first:
+            mv.closed_through = through
+        for window in closed:
+            self.remember(mv, window)
+        return closed
+
+    def remember(self, mv: ModelVersion, window: ClosedWindow) -> None:
+        """Add a closed window to the bounded history (also used when restoring from the store)."""
+        mv.history.append(window)
+        while len(mv.history) > self.config.limits.history:
+            mv.history.popleft()
+        mv.windows_closed += 1
+
+    # --- reading --------------------------------------------------------------------------------------------------
+    def summary(self, mv: ModelVersion) -> dict:
+        current = max(mv.open) if mv.open else None
+        return {
+            "model": mv.model,
+            "version": mv.version,
+            "task": mv.task,
+            "features": sorted(mv.features),
+            "rows": mv.rows,
+            "calls": mv.calls,
+            "points": mv.points,
+            "spans": mv.spans,
+            "first_seen_unix_nano": mv.first_seen_ns,
+            "last_event_unix_nano": mv.max_event_ns,
+            "windows_closed": mv.windows_closed,
+            "open_windows": sorted(mv.open),
+            "current_window": None
+            if current is None
+            else {
+                "index": current,
+                "start_unix_nano": current * self.window_ns,
+                "end_unix_nano": (current + 1) * self.window_ns,
+                "points": mv.open[current].points,
+            },
+            "last_closed_window": mv.history[-1].summary() if mv.history else None,
+        }

@@ -1,0 +1,224 @@
+"""The analyzer's embedded store: SQLite under ``--state-dir``, safe against ``kill -9`` at any moment.
+
+What is kept:
+
+- ``journal``: every accepted export request, written before it is acknowledged, until a checkpoint covers it;
+- ``checkpoint``: the state that is not in a closed window (open windows, cumulative stream baselines, warm-ups),
+  with the journal position it covers; restart = checkpoint + replay of the journal after it;
+- ``windows``: closed windows, the last ``history`` per model version;
+- ``refs``: references per model version and content hash, with status ``pinned`` or ``candidate``;
+- ``events``: actions on references (pinned, promoted), for audit.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being killed
+(an operating-system crash may lose the last transactions). Every change is one transaction.
+
+The rest of the analyzer uses the :class:`Store` methods only, so a server database could replace it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import sqlite3
+import threading
+import time
+
+from .references import Reference
+from .windows import ClosedWindow
+
+logger = logging.getLogger("otelml.analyzer")
+
+PINNED = "pinned"
+CANDIDATE = "candidate"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, received_ns INTEGER, signal TEXT,
+                                    payload BLOB);
+CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), journal_upto INTEGER,
+                                       created_ns INTEGER, state BLOB);
+CREATE TABLE IF NOT EXISTS windows (model TEXT, version TEXT, idx INTEGER, data BLOB,
+                                    PRIMARY KEY (model, version, idx));
+CREATE TABLE IF NOT EXISTS refs (model TEXT, version TEXT, hash TEXT, status TEXT, created_ns INTEGER, data BLOB,
+                                 PRIMARY KEY (model, version, hash));
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER, model TEXT,
+                                   version TEXT, action TEXT, detail TEXT);
+"""
+
+
+class ReferenceActionError(ValueError):
+    """A reference action that is not allowed (the message says why)."""
+
+
+class Store:
+    """SQLite store; thread-safe (one connection, one lock)."""
+
+    def __init__(self, state_dir: str):
+        os.makedirs(state_dir, exist_ok=True)
+        self.path = os.path.join(state_dir, "otelml.sqlite3")
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self.seconds_in_store = 0.0  # time spent in SQLite, for the analyzer's own metrics
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _run(self, fn):
+        start = time.perf_counter()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                result = fn(self._db)
+                self._db.execute("COMMIT")
+                return result
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self.seconds_in_store += time.perf_counter() - start
+
+    # --- journal and checkpoints ----------------------------------------------------------------------------------
+    def append(self, signal: str, payload: bytes, received_ns: int) -> int:
+        """Journal one accepted request; returns its position."""
+        return self._run(
+            lambda db: db.execute(
+                "INSERT INTO journal (received_ns, signal, payload) VALUES (?, ?, ?)", (received_ns, signal, payload)
+            ).lastrowid
+        )
+
+    def journal_after(self, position: int):
+        """``(position, signal, payload, received_ns)`` of every request journaled after ``position``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, signal, payload, received_ns FROM journal WHERE id > ? ORDER BY id", (position,)
+            ).fetchall()
+        return rows
+
+    def checkpoint(self, state, journal_upto: int, windows: list[ClosedWindow], keep: int) -> None:
+        """In one transaction: save closed windows, the state, and drop the journal the state now covers."""
+        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+        def write(db):
+            db.executemany(
+                "INSERT OR REPLACE INTO windows (model, version, idx, data) VALUES (?, ?, ?, ?)",
+                [(w.model, w.version, w.index, pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL)) for w in windows],
+            )
+            for model, version in {(w.model, w.version) for w in windows}:
+                db.execute(
+                    "DELETE FROM windows WHERE model = ? AND version = ? AND idx <= "
+                    "(SELECT MAX(idx) FROM windows WHERE model = ? AND version = ?) - ?",
+                    (model, version, model, version, keep),
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO checkpoint (id, journal_upto, created_ns, state) VALUES (1, ?, ?, ?)",
+                (journal_upto, time.time_ns(), blob),
+            )
+            db.execute("DELETE FROM journal WHERE id <= ?", (journal_upto,))
+
+        self._run(write)
+
+    def load_checkpoint(self):
+        """``(state, journal_upto)`` or ``(None, 0)``."""
+        with self._lock:
+            row = self._db.execute("SELECT state, journal_upto FROM checkpoint WHERE id = 1").fetchone()
+        return (pickle.loads(row[0]), row[1]) if row else (None, 0)
+
+    def windows(self, model: str, version: str, limit: int) -> list[ClosedWindow]:
+        """The last ``limit`` closed windows of a model version, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM windows WHERE model = ? AND version = ? ORDER BY idx DESC LIMIT ?",
+                (model, version, limit),
+            ).fetchall()
+        return [pickle.loads(r[0]) for r in reversed(rows)]
+
+    # --- references -----------------------------------------------------------------------------------------------
+    def add_reference(self, ref: Reference, status: str) -> str:
+        """Store a reference as ``pinned`` (only if the version has none) or ``candidate``; returns its hash."""
+
+        def write(db):
+            if status == PINNED and self._pinned_row(db, ref.model, ref.version):
+                raise ReferenceActionError(
+                    f"{ref.model} {ref.version} already has a pinned reference; add this one as a candidate and "
+                    f"promote it with: otelml reference promote --model {ref.model} --version {ref.version} "
+                    f"--hash {ref.hash}"
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO refs (model, version, hash, status, created_ns, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (ref.model, ref.version, ref.hash, status, ref.created_unix_nano, pickle.dumps(ref)),
+            )
+            self._event(db, ref.model, ref.version, f"stored {status}", f"{ref.hash} from {ref.source}")
+            return ref.hash
+
+        return self._run(write)
+
+    def pin(self, model: str, version: str, ref_hash: str) -> None:
+        """Pin a candidate when the version has no pinned reference yet."""
+        pinned = self.pinned(model, version)
+        if pinned is not None:
+            raise ReferenceActionError(
+                f"{model} {version} already has pinned reference {pinned.hash}; replacing it is explicit: "
+                f"otelml reference promote --model {model} --version {version} --hash {ref_hash}"
+            )
+        self.promote(model, version, ref_hash)
+
+    def promote(self, model: str, version: str, ref_hash: str) -> str | None:
+        """Make a candidate the pinned reference, explicitly; returns the hash it replaced (logged)."""
+
+        def write(db):
+            found = db.execute(
+                "SELECT status FROM refs WHERE model = ? AND version = ? AND hash = ?", (model, version, ref_hash)
+            ).fetchone()
+            if found is None:
+                raise ReferenceActionError(f"no reference {ref_hash} for {model} {version}")
+            old = self._pinned_row(db, model, version)
+            db.execute("UPDATE refs SET status = ? WHERE model = ? AND version = ? AND status = ?",
+                       (CANDIDATE, model, version, PINNED))
+            db.execute("UPDATE refs SET status = ? WHERE model = ? AND version = ? AND hash = ?",
+                       (PINNED, model, version, ref_hash))
+            replaced = old[0] if old else None
+            self._event(db, model, version, "promoted", f"{ref_hash} replaces {replaced}")
+            return replaced
+
+        replaced = self._run(write)
+        logger.warning("reference of %s %s promoted: %s replaces %s", model, version, ref_hash, replaced)
+        return replaced
+
+    @staticmethod
+    def _pinned_row(db, model, version):
+        return db.execute(
+            "SELECT hash FROM refs WHERE model = ? AND version = ? AND status = ?", (model, version, PINNED)
+        ).fetchone()
+
+    @staticmethod
+    def _event(db, model, version, action, detail):
+        db.execute(
+            "INSERT INTO events (time_ns, model, version, action, detail) VALUES (?, ?, ?, ?, ?)",
+            (time.time_ns(), model, version, action, detail),
+        )
+
+    def references(self, model: str | None = None, version: str | None = None) -> list[tuple[str, Reference]]:
+        """``(status, reference)`` pairs, optionally for one model (and version)."""
+        query, args = "SELECT status, data FROM refs", []
+        if model is not None:
+            query += " WHERE model = ?" + (" AND version = ?" if version is not None else "")
+            args = [model] + ([version] if version is not None else [])
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY model, version, created_ns", args).fetchall()
+        return [(status, pickle.loads(data)) for status, data in rows]
+
+    def pinned(self, model: str, version: str) -> Reference | None:
+        return next((ref for status, ref in self.references(model, version) if status == PINNED), None)
+
+    def events(self) -> list[tuple]:
+        with self._lock:
+            return self._db.execute("SELECT time_ns, model, version, action, detail FROM events ORDER BY id").fetchall()
+
+    def data_version(self) -> int:
+        """Changes when another connection (the CLI) writes to the store."""
+        with self._lock:
+            return self._db.execute("PRAGMA data_version").fetchone()[0]

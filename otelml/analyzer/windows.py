@@ -1,0 +1,123 @@
+"""Tumbling windows of one model version: merged distributions and counts per metric and attribute set.
+
+A point belongs to the window that holds its end time (``time_unix_nano``; a point ending exactly on a boundary
+belongs to the window that ends there). Histograms are kept as lists and merged once, when the window closes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import histogram
+from .points import ExplicitHistogram, Point
+
+_COMPACT_AT = 64
+MAX_EXEMPLARS = 8
+
+
+def window_index(time_unix_nano: int, window_ns: int) -> int:
+    return (time_unix_nano - 1) // window_ns
+
+
+@dataclass
+class Window:
+    """An open window; ``add`` points, then ``close``."""
+
+    index: int
+    window_ns: int
+    histograms: dict = field(default_factory=dict)  # (metric, extra attributes) -> [ExpHistogram]
+    explicit: dict = field(default_factory=dict)  # (metric, extra attributes) -> ExplicitHistogram
+    counters: dict = field(default_factory=dict)  # (metric, extra attributes) -> number
+    gauges: dict = field(default_factory=dict)  # (metric, extra attributes) -> last value
+    exemplars: list = field(default_factory=list)
+    points: int = 0
+
+    def add(self, point: Point, extra: tuple) -> str | None:
+        """Add a delta point; returns a reason if it cannot be added."""
+        key = (point.key.metric, extra)
+        if point.kind == "exponential":
+            pending = self.histograms.setdefault(key, [])
+            pending.append(point.value)
+            if len(pending) >= _COMPACT_AT:
+                pending[:] = [histogram.merge_all(pending)]
+        elif point.kind == "sum":
+            self.counters[key] = self.counters.get(key, 0) + point.value
+        elif point.kind == "gauge":
+            self.gauges[key] = point.value
+        elif point.kind == "explicit":
+            reason = self._add_explicit(key, point.value)
+            if reason:
+                return reason
+        if point.exemplars and len(self.exemplars) < MAX_EXEMPLARS:
+            self.exemplars.append(point.exemplars[-1])
+        self.points += 1
+        return None
+
+    def _add_explicit(self, key, value: ExplicitHistogram) -> str | None:
+        current = self.explicit.get(key)
+        if current is None:
+            self.explicit[key] = value
+            return None
+        if current.bounds != value.bounds:
+            return f"metric {key[0]!r}: explicit histogram bounds changed within a window"
+        total = None if current.sum is None or value.sum is None else current.sum + value.sum
+        self.explicit[key] = ExplicitHistogram(
+            current.bounds, current.counts + value.counts, current.count + value.count, total, None, None
+        )
+        return None
+
+    def close(self, model: str, version: str, reason: str) -> "ClosedWindow":
+        return ClosedWindow(
+            model=model,
+            version=version,
+            index=self.index,
+            start_unix_nano=self.index * self.window_ns,
+            end_unix_nano=(self.index + 1) * self.window_ns,
+            histograms={k: histogram.merge_all(v) for k, v in self.histograms.items()},
+            explicit=dict(self.explicit),
+            counters=dict(self.counters),
+            gauges=dict(self.gauges),
+            exemplars=tuple(self.exemplars),
+            points=self.points,
+            closed_by=reason,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ClosedWindow:
+    """A closed window: what detectors read, what the store keeps, what ``/api/models`` summarises."""
+
+    model: str
+    version: str
+    index: int
+    start_unix_nano: int
+    end_unix_nano: int
+    histograms: dict
+    explicit: dict
+    counters: dict
+    gauges: dict
+    exemplars: tuple
+    points: int
+    closed_by: str  # "watermark" (data moved past it) or "idle" (the model went quiet)
+
+    def counter(self, metric: str) -> float:
+        """Total of a counter over all its attribute sets."""
+        return sum(v for (m, _), v in self.counters.items() if m == metric)
+
+    def histogram(self, metric: str, **attributes) -> histogram.ExpHistogram | None:
+        """The merged histogram of ``metric`` over the attribute sets that match ``attributes``."""
+        parts = [
+            h
+            for (m, extra), h in self.histograms.items()
+            if m == metric and all(dict(extra).get(k) == v for k, v in attributes.items())
+        ]
+        return histogram.merge_all(parts) if parts else None
+
+    def summary(self) -> dict:
+        return {
+            "index": self.index,
+            "start_unix_nano": self.start_unix_nano,
+            "end_unix_nano": self.end_unix_nano,
+            "points": self.points,
+            "closed_by": self.closed_by,
+        }

@@ -1,0 +1,140 @@
+"""The analyzer's pure state: deltas from cumulative streams, event-time windows, watermarks, caps, determinism."""
+
+import numpy as np
+import pytest
+
+from otelml import histogram, semconv
+from otelml.analyzer.points import Decoded, Point, StreamKey
+from otelml.analyzer.state import Limits, State, StateConfig
+from otelml.analyzer.streams import Deltas, StalePoint
+
+S = 1_000_000_000
+T0 = 28_333_320 * 60 * S  # a window boundary, so window contents are easy to count
+
+
+def key(metric, model="m", version="1", instance="a", **extra):
+    attributes = {semconv.MODEL_NAME: model, semconv.MODEL_VERSION: version, **extra}
+    return StreamKey((("service.instance.id", instance),), "otelml", metric, tuple(sorted(attributes.items())))
+
+
+def rows(t, n, cumulative=False, start=None, **k):
+    return Point(key(semconv.METRIC_ROWS, **k), "sum", start if start is not None else t - S, t, cumulative, n,
+                 monotonic=True)
+
+
+def feature(t, values, name="a", cumulative=False, start=None, **k):
+    h = histogram.from_values(np.asarray(values, dtype=float))
+    return Point(key(semconv.METRIC_FEATURE_VALUE, **{semconv.FEATURE_NAME: name}, **k), "exponential",
+                 start if start is not None else t - S, t, cumulative, h)
+
+
+def state(**config):
+    return State(StateConfig(window_s=60, lateness_s=10, idle_timeout_s=120, **config))
+
+
+def apply(st, *points, now=None):
+    return st.apply(Decoded(points=list(points)), now or max(p.time_unix_nano for p in points))
+
+
+def test_cumulative_sums_become_deltas_with_resets():
+    deltas = Deltas()
+    k = key(semconv.METRIC_ROWS)
+    out = [deltas.delta(Point(k, "sum", T0, T0 + t * S, True, v, monotonic=True)).value for t, v in
+           [(1, 10), (2, 25), (3, 25), (4, 5)]]  # 5 < 25: a reset that kept its start time
+    assert out == [10, 15, 0, 5]
+    assert deltas.delta(Point(k, "sum", T0 + 10 * S, T0 + 11 * S, True, 7, monotonic=True)).value == 7  # new start
+    with pytest.raises(StalePoint):
+        deltas.delta(Point(k, "sum", T0 + 10 * S, T0 + 11 * S, True, 9, monotonic=True))
+
+
+def test_cumulative_histograms_become_deltas_across_scale_changes():
+    rng = np.random.default_rng(0)
+    first, second = rng.normal(size=500), rng.uniform(1e3, 1e5, size=300)  # the second pushes the scale down
+    deltas = Deltas()
+    k = key(semconv.METRIC_FEATURE_VALUE)
+    h1 = histogram.from_values(first)
+    h2 = histogram.from_values(np.concatenate([first, second]))
+    assert h2.scale < h1.scale
+    deltas.delta(Point(k, "exponential", T0, T0 + S, True, h1))
+    d = deltas.delta(Point(k, "exponential", T0, T0 + 2 * S, True, h2)).value
+    assert d.count == 300 and d.sum == pytest.approx(second.sum())
+    expected = histogram.rebin(histogram.from_values(second), d.scale, d.zero_threshold)
+    lower, upper, counts = d.buckets()
+    exp_lower, exp_upper, exp_counts = expected.buckets()
+    np.testing.assert_array_equal(counts, exp_counts)
+    shrunk = histogram.from_values(first[:100])  # counts fell: reset
+    assert deltas.delta(Point(k, "exponential", T0, T0 + 3 * S, True, shrunk)).value.count == 100
+
+
+def test_windows_close_by_event_time_and_late_points_are_counted():
+    st = state()
+    assert apply(st, rows(T0 + 5 * S, 3), rows(T0 + 30 * S, 4)).closed == []
+    result = apply(st, rows(T0 + 75 * S, 1))  # watermark 65 s: window 0 (0-60 s) closes
+    [closed] = result.closed
+    assert closed.index == T0 // (60 * S) and closed.counter(semconv.METRIC_ROWS) == 7
+    late = apply(st, rows(T0 + 50 * S, 2), now=T0 + 80 * S)
+    assert late.rejected == 1 and "late point" in late.errors[0] and st.counts["late"] == 1
+
+
+def test_a_quiet_model_gets_empty_windows_from_other_models_progress():
+    st = state()
+    apply(st, rows(T0 + 5 * S, 3, model="quiet"), rows(T0 + 5 * S, 3, model="busy"))
+    closed = apply(st, rows(T0 + 400 * S, 1, model="busy")).closed
+    quiet = [w for w in closed if w.model == "quiet"]
+    assert [w.points for w in quiet][:1] == [1] and all(w.points == 0 for w in quiet[1:])
+    assert len(quiet) >= 3 and {w.closed_by for w in quiet[1:]} == {"idle"}
+
+
+def test_wall_clock_silence_closes_windows_too():
+    st = state()
+    apply(st, rows(T0 + 5 * S, 3), now=T0 + 6 * S)
+    assert st.tick(T0 + 60 * S) == []  # not silent long enough
+    closed = st.tick(T0 + 300 * S)
+    assert closed and closed[0].counter(semconv.METRIC_ROWS) == 3
+
+
+def test_replicas_add_up_and_replay_at_any_grouping_gives_the_same_windows():
+    rng = np.random.default_rng(1)
+    points = []
+    for second in range(0, 600, 10):
+        for instance in ("a", "b", "c"):
+            points.append(feature(T0 + second * S + S, rng.normal(size=20), instance=instance))
+            points.append(rows(T0 + second * S + S, 20, instance=instance))
+
+    def run(batch):
+        st = state()
+        closed = []
+        for i in range(0, len(points), batch):
+            closed += apply(st, *points[i : i + batch]).closed
+        return [(w.index, w.counter(semconv.METRIC_ROWS), w.histogram(semconv.METRIC_FEATURE_VALUE).count) for w in closed]
+
+    one_by_one, all_at_once, in_sevens = run(1), run(len(points)), run(7)
+    assert one_by_one == in_sevens
+    assert all_at_once == one_by_one[: len(all_at_once)]
+    assert one_by_one[0][1:] == (3 * 6 * 20, 3 * 6 * 20)
+
+
+def test_caps_reject_and_count_without_disturbing_known_models():
+    st = state(limits=Limits(max_models=1, max_versions=1, max_features=2, max_streams=1))
+    assert apply(st, rows(T0 + S, 1)).accepted == 1
+    assert apply(st, rows(T0 + S, 1, model="other")).rejected == 1
+    assert apply(st, rows(T0 + S, 1, version="2")).rejected == 1
+    assert apply(st, feature(T0 + S, [1], "a"), feature(T0 + S, [1], "b"), feature(T0 + S, [1], "c")).rejected == 1
+    assert apply(st, rows(T0 + 2 * S, 1, cumulative=True, start=T0)).accepted == 1
+    assert apply(st, rows(T0 + 2 * S, 1, cumulative=True, start=T0, instance="z")).rejected == 1
+    assert apply(st, rows(T0 + 3 * S, 1)).accepted == 1
+    assert st.counts["rejected"] == 4
+
+
+def test_points_from_the_far_future_and_foreign_points():
+    st = state()
+    result = apply(st, rows(T0 + 10_000 * S, 1), now=T0)
+    assert result.rejected == 1 and "ahead" in result.errors[0]
+    foreign = Point(StreamKey((), "http", "http.server.duration", ()), "sum", T0, T0 + S, False, 3, monotonic=True)
+    result = apply(st, foreign)
+    assert (result.accepted, result.rejected, st.counts["ignored"]) == (0, 0, 1)
+
+
+def test_state_config_is_validated():
+    with pytest.raises(ValueError):
+        StateConfig(window_s=0)
