@@ -1,0 +1,357 @@
+"""The analyzer service over real loopback OTLP: the SDK and the raw OpenTelemetry exporters in, /api/models out;
+restart after kill -9; malformed, oversized, unauthenticated and overloading requests get the specified answers."""
+
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as metrics_grpc
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+
+import otelml
+from otelml import semconv
+from otelml.analyzer.config import AnalyzerConfig
+from otelml.analyzer.server import Server
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def server(tmp_path):
+    servers = []
+
+    def start(**settings):
+        settings.setdefault("state_dir", str(tmp_path / "state"))
+        config = AnalyzerConfig(otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0", **settings)
+        s = Server(config).start()
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def get(server, path, token=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{server.api.port}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def post(port, path, body, content_type="application/x-protobuf", headers=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST")
+    request.add_header("Content-Type", content_type)
+    for k, v in (headers or {}).items():
+        request.add_header(k, v)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def model(server, name):
+    return next(m for m in get(server, "/api/models")["models"] if m["model"] == name)
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+REPLICA = textwrap.dedent(
+    """
+    import sys, numpy as np, otelml
+    otelml.configure(set_global_tracer_provider=False)
+    predict = otelml.monitor(model="fraud", version="2")(lambda x: np.tile([0.3, 0.7], (len(x), 1)))
+    rng = np.random.default_rng(int(sys.argv[1]))
+    for size in [1] * 50 + [200, 7]:
+        predict(rng.normal(size=(size, 4)))
+    raise SystemExit(0 if otelml.shutdown() else 1)
+    """
+)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_sdk_replicas_add_up_in_api_models(server, protocol):
+    s = server()
+    port = s.grpc.port if protocol == "grpc" else s.http.port
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", REPLICA, str(i)],
+            env=dict(
+                os.environ,
+                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+                OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+                OTEL_SERVICE_NAME="scoring",
+                OTEL_RESOURCE_ATTRIBUTES=f"service.instance.id=replica-{i}",
+            ),
+        )
+        for i in range(3)
+    ]
+    assert [p.wait(60) for p in procs] == [0, 0, 0]
+    m = model(s, "fraud")
+    assert (m["version"], m["rows"], m["calls"]) == ("2", 3 * 257, 3 * 52)
+    assert m["features"] == ["x0", "x1", "x2", "x3"] and m["spans"] == 3 * 52
+    assert m["reference"]["status"] == "warming up"
+    health = get(s, "/api/health")
+    assert health["points"]["rejected"] == 0 and health["ready"]
+
+
+def raw_sdk_rows(endpoint, resets):
+    """The plain OpenTelemetry SDK, cumulative temporality, one meter provider (a new start time) per reset."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import Counter
+
+    sent = 0
+    for run in range(resets + 1):
+        exporter = OTLPMetricExporter(
+            endpoint=f"{endpoint}/v1/metrics", preferred_temporality={Counter: AggregationTemporality.CUMULATIVE}
+        )
+        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+        provider = MeterProvider(metric_readers=[reader], resource=Resource({"service.name": "raw"}))
+        rows = provider.get_meter("app").create_counter(semconv.METRIC_ROWS)
+        attributes = {semconv.MODEL_NAME: "raw", semconv.MODEL_VERSION: "1"}
+        for step in range(4):
+            rows.add(10 + step + run, attributes)
+            sent += 10 + step + run
+            reader.collect()  # each cumulative point is the running total
+        provider.shutdown()
+    return sent
+
+
+def test_cumulative_streams_with_resets_count_once(server):
+    s = server()
+    sent = raw_sdk_rows(f"http://127.0.0.1:{s.http.port}", resets=2)
+    assert model(s, "raw")["rows"] == sent
+
+
+def test_restart_after_kill_keeps_references_windows_and_acknowledged_data(tmp_path):
+    state_dir = str(tmp_path / "state")
+    ports = [free_port() for _ in range(3)]
+
+    def launch():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "otelml.cli", "analyzer", "--otlp-grpc", f"127.0.0.1:{ports[0]}",
+             "--otlp-http", f"127.0.0.1:{ports[1]}", "--http", f"127.0.0.1:{ports[2]}", "--state-dir", state_dir,
+             "--window", "1", "--lateness", "0", "--warmup", "100"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        assert wait_for(lambda: ready(ports[2])), proc.stdout.read() if proc.poll() is not None else "not ready"
+        return proc
+
+    reference = tmp_path / "train.csv"
+    reference.write_text("x0,x1\n" + "\n".join(f"{i % 7},{i % 3}" for i in range(500)))
+    built = subprocess.run(
+        [sys.executable, "-m", "otelml.cli", "reference", "build", "--model", "credit", "--version", "1",
+         "--state-dir", state_dir, str(reference)], capture_output=True, text=True, check=True,
+    )
+    ref_hash = built.stdout.split()[2]
+
+    proc = launch()
+    otelml.configure(endpoint=f"http://127.0.0.1:{ports[1]}", create_tracer_provider=False, export_interval_s=3600)
+    predict = otelml.monitor(model="credit", version="1")(lambda x: np.tile([0.5, 0.5], (len(x), 1)))
+    for second in range(3):
+        predict(np.ones((100, 2)) * second)
+        assert otelml.force_flush()
+        time.sleep(1.05)
+    predict(np.ones((5, 2)))
+    assert otelml.shutdown()  # acknowledged: must survive kill -9
+    api = type("Api", (), {"api": type("P", (), {"port": ports[2]})})
+    before = model(api, "credit")
+    assert before["rows"] == 305 and before["windows_closed"] >= 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+    proc = launch()
+    try:
+        after = model(api, "credit")
+        assert after["rows"] == 305 and after["windows_closed"] >= before["windows_closed"]
+        assert after["reference"] == {"status": "pinned", "hash": ref_hash, "source": f"dataset: {reference}",
+                                      "rows": 500}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def ready(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rows_request(model_name="m", count=5, bucket_counts=None):
+    """A hand-built request: one delta sum point and, if asked, an exponential histogram point."""
+    now = time.time_ns()
+    attributes = [KeyValue(key=semconv.MODEL_NAME, value=AnyValue(string_value=model_name))]
+    metrics = [
+        metrics_pb2.Metric(
+            name=semconv.METRIC_ROWS,
+            sum=metrics_pb2.Sum(
+                aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA,
+                is_monotonic=True,
+                data_points=[metrics_pb2.NumberDataPoint(attributes=attributes, start_time_unix_nano=now - 10**9,
+                                                         time_unix_nano=now, as_int=count)],
+            ),
+        )
+    ]
+    if bucket_counts is not None:
+        point = metrics_pb2.ExponentialHistogramDataPoint(
+            attributes=attributes, start_time_unix_nano=now - 10**9, time_unix_nano=now, count=10, scale=3,
+            positive=metrics_pb2.ExponentialHistogramDataPoint.Buckets(offset=0, bucket_counts=bucket_counts),
+        )
+        metrics.append(metrics_pb2.Metric(name=semconv.METRIC_FEATURE_VALUE, exponential_histogram=metrics_pb2.ExponentialHistogram(
+            aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, data_points=[point])))
+    return metrics_pb.ExportMetricsServiceRequest(
+        resource_metrics=[metrics_pb2.ResourceMetrics(scope_metrics=[metrics_pb2.ScopeMetrics(metrics=metrics)])]
+    )
+
+
+def test_partial_success_names_what_was_rejected(server):
+    s = server()
+    body = rows_request(bucket_counts=[3, 3]).SerializeToString()  # count 10 but 6 in buckets
+    status, _, reply = post(s.http.port, "/v1/metrics", body)
+    response = metrics_pb.ExportMetricsServiceResponse.FromString(reply)
+    assert status == 200 and response.partial_success.rejected_data_points == 1
+    assert "count" in response.partial_success.error_message
+    assert model(s, "m")["rows"] == 5
+    channel = grpc.insecure_channel(f"127.0.0.1:{s.grpc.port}")
+    reply = metrics_grpc.MetricsServiceStub(channel).Export(rows_request(bucket_counts=[3, 3]), timeout=10)
+    assert reply.partial_success.rejected_data_points == 1 and model(s, "m")["rows"] == 10
+
+
+def test_otlp_json_is_accepted_and_answered_in_json(server):
+    s = server()
+    now = time.time_ns()
+    body = {
+        "resourceMetrics": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]},
+                             "scopeMetrics": [{"metrics": [{"name": semconv.METRIC_ROWS, "sum": {
+                                 "aggregationTemporality": 1, "isMonotonic": True, "somethingNew": 1,
+                                 "dataPoints": [{"attributes": [{"key": semconv.MODEL_NAME,
+                                                                 "value": {"stringValue": "json"}}],
+                                                 "startTimeUnixNano": str(now - 10**9), "timeUnixNano": str(now),
+                                                 "asInt": "42"}]}}]}]}]
+    }
+    status, headers, reply = post(s.http.port, "/v1/metrics", json.dumps(body).encode(), "application/json")
+    assert status == 200 and headers["Content-Type"] == "application/json" and json.loads(reply) == {}
+    assert model(s, "json")["rows"] == 42
+
+
+@pytest.mark.parametrize(
+    "body, content_type, headers, expected",
+    [
+        (b"\xff\xfe not protobuf", "application/x-protobuf", {}, 400),
+        (b"{not json", "application/json", {}, 400),
+        (b"x", "text/plain", {}, 415),
+        (gzip.compress(b"\0" * (65 * 1024 * 1024)), "application/x-protobuf", {"Content-Encoding": "gzip"}, 413),
+        (b"not gzip", "application/x-protobuf", {"Content-Encoding": "gzip"}, 400),
+    ],
+)
+def test_bad_http_requests_get_clear_4xx_answers(server, body, content_type, headers, expected):
+    s = server()
+    status, _, reply = post(s.http.port, "/v1/metrics", body, content_type, headers)
+    assert status == expected
+    assert reply  # a google.rpc.Status (protobuf or JSON) says why
+    assert get(s, "/healthz") == {"status": "ok"}  # still alive
+
+
+def test_a_body_over_64_mib_is_refused_with_413(server):
+    s = server()
+    status, _, _ = post(s.http.port, "/v1/metrics", b"\0" * (64 * 1024 * 1024 + 1))
+    assert status == 413
+
+
+def test_bad_grpc_requests_get_invalid_argument(server):
+    s = server()
+    channel = grpc.insecure_channel(f"127.0.0.1:{s.grpc.port}")
+    raw = channel.unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
+    with pytest.raises(grpc.RpcError) as caught:
+        raw(b"\xff\xfe garbage", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_bearer_token_on_every_listener(server):
+    s = server(auth_token="s3cret")
+    body = rows_request().SerializeToString()
+    assert post(s.http.port, "/v1/metrics", body)[0] == 401
+    assert post(s.http.port, "/v1/metrics", body, headers={"Authorization": "Bearer s3cret"})[0] == 200
+    stub = metrics_grpc.MetricsServiceStub(grpc.insecure_channel(f"127.0.0.1:{s.grpc.port}"))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Export(rows_request(), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    stub.Export(rows_request(), metadata=[("authorization", "Bearer s3cret")], timeout=10)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(s, "/api/models")
+    assert refused.value.code == 401
+    assert get(s, "/api/models", token="s3cret")["models"][0]["rows"] == 10
+    assert get(s, "/healthz") == {"status": "ok"}  # probes stay open
+
+
+def test_overload_answers_with_retryable_codes(server):
+    s = server(max_inflight=1)
+    assert s.analyzer._slots.acquire(blocking=False)  # one request is being ingested
+    try:
+        status, headers, _ = post(s.http.port, "/v1/metrics", rows_request().SerializeToString())
+        assert status == 503 and headers["Retry-After"] == "1"
+        stub = metrics_grpc.MetricsServiceStub(grpc.insecure_channel(f"127.0.0.1:{s.grpc.port}"))
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Export(rows_request(), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        s.analyzer._slots.release()
+    assert post(s.http.port, "/v1/metrics", rows_request().SerializeToString())[0] == 200
+    assert get(s, "/api/health")["overloaded"] == 2
+
+
+def test_readiness_and_reference_cli(server, tmp_path):
+    s = server()
+    assert ready(s.api.port)
+    data = tmp_path / "ref.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(300, 3)))
+    state = ["--state-dir", str(tmp_path / "refs")]
+    cli = [sys.executable, "-m", "otelml.cli", "reference"]
+    first = subprocess.run(cli + ["build", "--model", "m", "--version", "1", *state, str(data)], capture_output=True,
+                           text=True, check=True)
+    assert first.stdout.startswith("pinned reference")
+    np.save(data, np.random.default_rng(1).normal(size=(300, 3)))
+    second = subprocess.run(cli + ["build", "--model", "m", "--version", "1", *state, str(data)], capture_output=True,
+                            text=True, check=True)
+    assert second.stdout.startswith("candidate reference") and "promote" in second.stdout
+    new_hash = second.stdout.split()[2]
+    refused = subprocess.run(cli + ["pin", "--model", "m", "--version", "1", "--hash", new_hash, *state],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "promote" in refused.stderr
+    subprocess.run(cli + ["promote", "--model", "m", "--version", "1", "--hash", new_hash, *state], check=True,
+                   capture_output=True)
+    shown = json.loads(subprocess.run(cli + ["show", *state], capture_output=True, text=True, check=True).stdout)
+    assert {r["hash"]: r["status"] for r in shown}[new_hash] == "pinned" and len(shown) == 2
