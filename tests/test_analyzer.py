@@ -45,7 +45,8 @@ def server(tmp_path):
 
     yield start
     for s in servers:
-        s.stop()
+        if not s.stopped:
+            s.stop()
 
 
 def get(server, path, token=None):
@@ -355,3 +356,15 @@ def test_readiness_and_reference_cli(server, tmp_path):
                    capture_output=True)
     shown = json.loads(subprocess.run(cli + ["show", *state], capture_output=True, text=True, check=True).stdout)
     assert {r["hash"]: r["status"] for r in shown}[new_hash] == "pinned" and len(shown) == 2
+
+
+def test_the_analyzer_reports_its_own_health_over_otlp(server, sink, monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.http_endpoint)
+    s = server()
+    post(s.http.port, "/v1/metrics", rows_request(count=3).SerializeToString())
+    post(s.http.port, "/v1/metrics", rows_request(bucket_counts=[1]).SerializeToString())
+    s.stop()
+    outcomes = {a[semconv.ANALYZER_OUTCOME]: p.as_int for _, a, p in sink.metric_points(semconv.METRIC_ANALYZER_POINTS)}
+    assert outcomes["accepted"] == 2 and outcomes["rejected"] == 1 and outcomes["received"] == 3
+    [(resource, _, models)] = sink.metric_points(semconv.METRIC_ANALYZER_MODELS)
+    assert models.as_int == 1 and resource["service.name"] == "otelml-analyzer"

@@ -9,6 +9,7 @@ import threading
 from .config import AnalyzerConfig
 from .receivers import GrpcReceiver, api_server, http_receiver
 from .service import Analyzer
+from .telemetry import start as start_telemetry
 
 logger = logging.getLogger("otelml.analyzer")
 
@@ -32,6 +33,7 @@ class Server:
         self.http.start()
         self._up = True
         self._ticker.start()
+        self.telemetry = start_telemetry(self.analyzer)
         logger.info(
             "otelml analyzer: OTLP/gRPC on port %d, OTLP/HTTP on port %d, status on port %d, state in %s",
             self.grpc.port, self.http.port, self.api.port, self.config.state_dir,
@@ -45,12 +47,18 @@ class Server:
             except Exception:
                 logger.exception("analyzer tick failed")
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def stop(self) -> None:
         self._up = False
         self._stop.set()
         self.grpc.stop()
         self.http.stop()
         self.api.stop()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
         self.analyzer.close()
 
     def serve_forever(self) -> None:

@@ -152,9 +152,11 @@ class Analyzer:
             counts = dict(self.state.counts)
             streams = len(self.state.deltas)
             models = len(self.state.models)
+            windows_closed = sum(mv.windows_closed for mv in self.state.models.values())
         return {
             "ready": self.ready,
             "models": models,
+            "windows_closed": windows_closed,
             "cumulative_streams": streams,
             "points": counts,
             "overloaded": self.overloaded,
