@@ -45,10 +45,13 @@ _FAILED_FIELDS = re.compile(r"(?:Failed to parse \w+ field: )*")
 
 
 class DecodeError(ValueError):
-    """The whole body cannot be decoded; ``status`` is the HTTP status to answer with (415 or 400)."""
+    """The whole body cannot be decoded; ``status`` is the HTTP status to answer with (415 or 400).
+
+    The message is cut to 200 characters: it goes back to the client as the response body.
+    """
 
     def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
+        super().__init__(_shorten(message, 200))
         self.status = status
 
 
@@ -99,7 +102,7 @@ def parse_otlp_json(body: bytes, message_class):
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        raise DecodeError(f"invalid JSON: {_shorten(str(exc))}") from None
+        raise DecodeError(f"invalid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise DecodeError("invalid OTLP/JSON: the body is not a JSON object")
     _hex_ids_to_base64(data, message_class.DESCRIPTOR, "")
@@ -169,10 +172,10 @@ def _parse_error(exc: json_format.ParseError) -> str:
     prefix = _FAILED_FIELDS.match(text).group()
     fields = re.findall(r"Failed to parse (\w+) field", prefix)
     reason = text[len(prefix) :].rstrip(".")
-    return _shorten(f"{'.'.join(fields)}: {reason}" if fields else reason)
+    return f"{'.'.join(fields)}: {reason}" if fields else reason
 
 
-def _shorten(text: str, limit: int = 200) -> str:
+def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
