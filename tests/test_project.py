@@ -64,11 +64,23 @@ def test_bench_runs_and_reports_the_three_ratios():
     assert len(re.findall(r"^(single row|10k x 20 batch).*\d+\.\d\d\s+[<>]=", result.stdout, re.M)) == 3, result.stdout
 
 
+def test_ingest_bench_runs_and_reports_rate_and_ratio():
+    result = run("bench/ingest.py", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"analyzer ingest .* points/s", result.stdout) and re.search(r"ingest / floor +\d", result.stdout)
+
+
 def test_the_example_runs_end_to_end():
     result = run("examples/phishing_monitor.py")
     assert result.returncode == 0, result.stderr
     assert "accuracy from the outcome counter alone" in result.stdout
     assert re.search(r"spans received: \d{3}", result.stdout)
+
+
+def test_the_sdk_side_loads_nothing_of_the_service():
+    code = "import otelml, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'tornado') "
+    code += "or m.startswith('otelml.analyzer')))"
+    assert run("-c", code).stdout.strip() == "[]"
 
 
 def test_cli():

@@ -214,8 +214,8 @@ def _decode_metric(metric, resource: tuple, scope: str, decoded: Decoded) -> Non
         except _Invalid as exc:
             decoded.reject(f"metric {_quote(metric.name)}: {exc}")
             continue
-        key = StreamKey(resource, scope, metric.name, _pairs(point.attributes))
-        exemplars = tuple(_exemplar(e) for e in point.exemplars)
+        key = _stream_key(resource, scope, metric.name, point.attributes)
+        exemplars = tuple(_exemplar(e) for e in point.exemplars) if point.exemplars else ()
         decoded.points.append(
             Point(key, kind, point.start_time_unix_nano, point.time_unix_nano, cumulative, value, monotonic, exemplars)
         )
@@ -255,37 +255,56 @@ def _number(point) -> int | float:
 
 def _exponential(point) -> ExpHistogram:
     what = "exponential histogram"
-    if not MIN_SCALE <= point.scale <= MAX_SCALE:
-        raise _Invalid(f"{what} scale {point.scale} outside [{MIN_SCALE}, {MAX_SCALE}]")
-    if not 0.0 <= point.zero_threshold < math.inf:
-        raise _Invalid(f"{what} zero_threshold {point.zero_threshold} is negative or not finite")
-    positive = _exponential_buckets(point.positive, "positive")
-    negative = _exponential_buckets(point.negative, "negative")
-    _check_count(what, point.count, point.zero_count + _total(positive) + _total(negative))
-    _check_stats(what, point)
+    scale, zero_threshold, total = point.scale, point.zero_threshold, point.sum
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise _Invalid(f"{what} scale {scale} outside [{MIN_SCALE}, {MAX_SCALE}]")
+    if not 0.0 <= zero_threshold < math.inf:
+        raise _Invalid(f"{what} zero_threshold {zero_threshold} is negative or not finite")
+    positive, negative = point.positive, point.negative
+    _check_count(what, point.count, point.zero_count + _bucket_total(positive, "positive")
+                 + _bucket_total(negative, "negative"))
+    has_min, has_max = point.HasField("min"), point.HasField("max")
+    low = point.min if has_min else math.inf
+    high = point.max if has_max else -math.inf
+    if (
+        not math.isfinite(total)
+        or (has_min and not math.isfinite(low))
+        or (has_max and not math.isfinite(high))
+        or (has_min and has_max and low > high)
+    ):
+        _check_stats(what, point)  # raises, saying which
     return ExpHistogram(
-        scale=point.scale,
-        zero_threshold=point.zero_threshold,
+        scale=scale,
+        zero_threshold=zero_threshold,
         zero_count=point.zero_count,
-        positive_offset=point.positive.offset,
-        positive=positive.astype(np.int64),
-        negative_offset=point.negative.offset,
-        negative=negative.astype(np.int64),
+        positive_offset=positive.offset,
+        positive=_counts(positive.bucket_counts),  # each count fits in int64: their total does
+        negative_offset=negative.offset,
+        negative=_counts(negative.bucket_counts),
         count=point.count,
-        sum=point.sum,
-        min=point.min if point.HasField("min") else math.inf,
-        max=point.max if point.HasField("max") else -math.inf,
+        sum=total,
+        min=low,
+        max=high,
     )
 
 
-def _exponential_buckets(buckets, sign: str) -> np.ndarray:
-    size = len(buckets.bucket_counts)
+def _counts(bucket_counts) -> np.ndarray:
+    return np.array(bucket_counts, dtype=np.int64) if len(bucket_counts) else _NO_COUNTS
+
+
+_NO_COUNTS = np.zeros(0, dtype=np.int64)
+
+
+def _bucket_total(buckets, sign: str) -> int:
+    """Exact total of one sign's bucket counts (summed as Python ints, so nothing wraps around)."""
+    counts = buckets.bucket_counts
+    size = len(counts)
     if size > MAX_BUCKETS:
         raise _Invalid(f"exponential histogram has {size} {sign} buckets, more than {MAX_BUCKETS}")
     last = buckets.offset + size - 1
     if last >= 2**31:
         raise _Invalid(f"exponential histogram {sign} bucket index {last} is out of the int32 range")
-    return np.array(buckets.bucket_counts, dtype=np.uint64)
+    return sum(counts)
 
 
 def _explicit(point) -> ExplicitHistogram:
@@ -395,6 +414,26 @@ def _span(span, resource: tuple) -> SpanSummary:
 
 
 # --- attributes -------------------------------------------------------------------------------------------------------
+_KEYS: dict = {}  # (resource, scope, metric, attributes as sent) -> StreamKey, to skip sorting for known streams
+_MAX_KEYS = 100_000
+
+
+def _stream_key(resource: tuple, scope: str, metric: str, key_values) -> StreamKey:
+    """The stream key, with attributes sorted; cached by the attributes in the order they were sent."""
+    sent = []
+    for kv in key_values:
+        value = kv.value
+        sent.append((kv.key, value.string_value if value.WhichOneof("value") == "string_value" else _value(value)))
+    sent = tuple(sent)
+    lookup = (resource, scope, metric, sent)
+    key = _KEYS.get(lookup)
+    if key is None:
+        key = StreamKey(resource, scope, metric, tuple(sorted(dict(sent).items())))
+        if len(_KEYS) >= _MAX_KEYS:
+            _KEYS.clear()
+        _KEYS[lookup] = key
+    return key
+
 def _attributes(key_values) -> dict:
     """``KeyValue`` list as a dict of plain, hashable Python values (the last of duplicate keys wins)."""
     return {kv.key: _value(kv.value) for kv in key_values}
@@ -402,7 +441,11 @@ def _attributes(key_values) -> dict:
 
 def _pairs(key_values, names=None) -> tuple:
     """Sorted ``(key, value)`` pairs, for stream identity; ``names``, if given, says which keys to keep."""
-    found = {kv.key: _value(kv.value) for kv in key_values if names is None or kv.key in names}
+    found = {}
+    for kv in key_values:
+        if names is None or kv.key in names:
+            value = kv.value
+            found[kv.key] = value.string_value if value.WhichOneof("value") == "string_value" else _value(value)
     return tuple(sorted(found.items()))
 
 

@@ -97,6 +97,12 @@ class State:
         self.max_event_ns = 0
         self.last_arrival_ns = 0
         self.counts: Counter = Counter()  # received, accepted, rejected, ignored, late, stale, spans, ...
+        self._routes: dict = {}
+
+    def __getstate__(self):  # the route cache is rebuilt on demand
+        state = dict(self.__dict__)
+        state["_routes"] = {}
+        return state
 
     # --- input ----------------------------------------------------------------------------------------------------
     def apply(self, decoded: Decoded, now_ns: int) -> Applied:
@@ -119,15 +125,34 @@ class State:
         result.closed = self._close_by_event_time(touched)
         return result
 
+    def _route(self, key) -> tuple | None:
+        """``(model, version, task, feature, extra attributes)`` of a stream, or ``None`` if it is not otelml's.
+        Cached per stream, boundedly."""
+        route = self._routes.get(key)
+        if route is None:
+            attributes = dict(key.attributes)
+            model = attributes.get(semconv.MODEL_NAME)
+            if not isinstance(model, str):
+                return None
+            route = (
+                model,
+                str(attributes.get(semconv.MODEL_VERSION, "")),
+                attributes.get(semconv.MODEL_TASK),
+                attributes.get(semconv.FEATURE_NAME),
+                tuple((k, v) for k, v in key.attributes if k not in _IDENTITY),
+            )
+            if len(self._routes) < self.config.limits.max_streams:
+                self._routes[key] = route
+        return route
+
     def _apply_point(self, point, now_ns, future_limit, touched) -> str | None:
-        attributes = dict(point.key.attributes)
-        model = attributes.get(semconv.MODEL_NAME)
-        if not isinstance(model, str):
+        route = self._route(point.key)
+        if route is None:
             self.counts["ignored"] += 1
             return "ignored"
+        model, version, task, feature, extra = route
         if point.time_unix_nano > future_limit:
             return f"metric {point.key.metric!r}: timestamp more than {self.config.limits.max_future_s:g} s ahead"
-        version = str(attributes.get(semconv.MODEL_VERSION, ""))
         mv = self._model_version(model, version, now_ns)
         if mv is None:
             return f"model {model!r} version {version!r}: over the cap on models or versions"
@@ -137,7 +162,6 @@ class State:
             return f"metric {point.key.metric!r}: late point, window {index} of {model!r} already closed"
         if point.cumulative and point.key not in self.deltas.last and len(self.deltas) >= self.config.limits.max_streams:
             return f"metric {point.key.metric!r}: over the cap of {self.config.limits.max_streams} cumulative streams"
-        feature = attributes.get(semconv.FEATURE_NAME)
         if feature is not None and feature not in mv.features:
             if len(mv.features) >= self.config.limits.max_features:
                 return f"model {model!r}: over the cap of {self.config.limits.max_features} features"
@@ -150,12 +174,11 @@ class State:
         window = mv.open.get(index)
         if window is None:
             window = mv.open[index] = Window(index, self.window_ns)
-        extra = tuple((k, v) for k, v in point.key.attributes if k not in _IDENTITY)
         reason = window.add(delta, extra)
         if reason:
             return reason
         if mv.task is None:
-            mv.task = attributes.get(semconv.MODEL_TASK)
+            mv.task = task
         if point.key.metric == semconv.METRIC_ROWS:
             mv.rows += delta.value
         elif point.key.metric == semconv.METRIC_CALLS:
