@@ -8,6 +8,8 @@ otelml sink [--grpc HOST:PORT] [--http HOST:PORT] [--seconds N]
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import signal
 import sys
 import threading
@@ -72,13 +74,29 @@ def _summary(kind, request, attributes):
         yield f"logs   {sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)} records"
 
 
-def _analyzer(args) -> int:
-    import logging
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message (and the exception, if any)."""
 
+    def format(self, record):
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _analyzer(args) -> int:
     from .analyzer import config as analyzer_config
     from .analyzer.server import Server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonFormatter() if args.log_format == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         config = analyzer_config.load(
             args.config,
@@ -108,8 +126,6 @@ def _analyzer(args) -> int:
 
 
 def _reference(args) -> int:
-    import json
-
     from .analyzer import datasets, references
     from .analyzer.store import CANDIDATE, PINNED, ReferenceActionError, Store
 
@@ -164,6 +180,7 @@ def main(argv=None) -> int:
     analyzer.add_argument("--tls-cert", metavar="FILE")
     analyzer.add_argument("--tls-key", metavar="FILE")
     analyzer.add_argument("--auth-token", metavar="TOKEN", help="bearer token required by every listener")
+    analyzer.add_argument("--log-format", choices=["text", "json"], default="text", help="json: one object a line")
 
     reference = sub.add_parser("reference", help="manage reference distributions")
     actions = reference.add_subparsers(dest="action", required=True)

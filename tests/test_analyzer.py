@@ -368,3 +368,33 @@ def test_the_analyzer_reports_its_own_health_over_otlp(server, sink, monkeypatch
     assert outcomes["accepted"] == 2 and outcomes["rejected"] == 1 and outcomes["received"] == 3
     [(resource, _, models)] = sink.metric_points(semconv.METRIC_ANALYZER_MODELS)
     assert models.as_int == 1 and resource["service.name"] == "otelml-analyzer"
+
+
+def test_a_new_version_learns_its_reference_from_live_traffic(server):
+    s = server(window=1, lateness=0, warmup=200)
+    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False,
+                     export_interval_s=3600)
+    predict = otelml.monitor(model="live", version="5")(lambda x: np.tile([0.5, 0.5], (len(x), 1)))
+    rng = np.random.default_rng(0)
+    try:
+        for _ in range(3):
+            predict(rng.normal(size=(150, 2)))
+            assert otelml.force_flush()
+            time.sleep(1.05)  # the next export lands in the next one-second window
+        predict(rng.normal(size=(1, 2)))
+        assert otelml.force_flush()
+    finally:
+        otelml.shutdown()
+    ref = model(s, "live")["reference"]
+    assert ref["status"] == "pinned" and ref["source"].startswith("warm-up") and ref["rows"] >= 300
+    [(status, stored)] = s.analyzer.store.references("live", "5")
+    assert status == "pinned" and stored.hash == ref["hash"] and min(h.count for h in stored.features().values()) >= 200
+
+
+def test_rejections_are_logged_once_a_minute(server, caplog):
+    s = server()
+    with caplog.at_level("WARNING", logger="otelml.analyzer"):
+        for _ in range(3):
+            post(s.http.port, "/v1/metrics", rows_request(bucket_counts=[1]).SerializeToString())
+    lines = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(lines) == 1 and "count" in lines[0]

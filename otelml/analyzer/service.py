@@ -22,6 +22,7 @@ from .store import CANDIDATE, PINNED, Store
 logger = logging.getLogger("otelml.analyzer")
 
 _DECODERS = {"metrics": decode_metrics, "traces": decode_traces}
+_REPORT_REJECTIONS_EVERY_S = 60.0
 
 
 class Overloaded(RuntimeError):
@@ -40,6 +41,8 @@ class Analyzer:
         self._journal_position = 0
         self._last_checkpoint = time.monotonic()
         self.overloaded = 0
+        self._rejected_unreported = 0
+        self._rejections_reported = -_REPORT_REJECTIONS_EVERY_S
         self.ready = False
         self._restore()
 
@@ -72,6 +75,21 @@ class Analyzer:
     # --- ingest ---------------------------------------------------------------------------------------------------
     def ingest(self, signal: str, content_type: str, payload: bytes, decoded: Decoded) -> Applied:
         """Journal and apply one decoded request. Raises :class:`Overloaded` when too busy."""
+        applied = self._ingest(signal, content_type, payload, decoded)
+        if applied.rejected:
+            self._report_rejections(applied)
+        return applied
+
+    def _report_rejections(self, applied: Applied) -> None:
+        """Log rejections at most once a minute, with their count since the last report and the latest reasons."""
+        self._rejected_unreported += applied.rejected
+        now = time.monotonic()
+        if now - self._rejections_reported >= _REPORT_REJECTIONS_EVERY_S:
+            logger.warning("rejected %d data points since the last report; latest reasons: %s",
+                           self._rejected_unreported, "; ".join(applied.errors[:3]))
+            self._rejected_unreported, self._rejections_reported = 0, now
+
+    def _ingest(self, signal: str, content_type: str, payload: bytes, decoded: Decoded) -> Applied:
         if not decoded.points and not decoded.spans:
             return Applied(rejected=decoded.rejected, errors=list(decoded.errors))
         if not self._slots.acquire(blocking=False):
