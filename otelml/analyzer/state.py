@@ -246,7 +246,7 @@ class State:
         closed = []
         for index in range(first, through + 1):
             window = mv.open.pop(index, None) or Window(index, self.window_ns)
-            closed.append(window.close(mv.model, mv.version, reason if window.points == 0 else "watermark"))
+            closed.append(window.close(mv.model, mv.version, reason))
         for index in [i for i in mv.open if i <= through]:  # older than the history: dropped, counted
             self.counts["late"] += mv.open.pop(index).points
         if through >= first:

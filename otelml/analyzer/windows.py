@@ -98,7 +98,7 @@ class ClosedWindow:
     gauges: dict
     exemplars: tuple
     points: int
-    closed_by: str  # "watermark" (data moved past it) or "idle" (the model went quiet)
+    closed_by: str  # "watermark" (the model's own data moved past it) or "idle" (the model went quiet)
 
     def counter(self, metric: str) -> float:
         """Total of a counter over all its attribute sets."""

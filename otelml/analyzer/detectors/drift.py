@@ -1,0 +1,176 @@
+"""Input and output drift of one model version: a feature-level e-detector each, one calibrated alarm per model.
+
+Statistic: the average over features of each feature's mixture e-detector (``edetector.FeatureEDetector``),
+``log M = logsumexp_f(log M_f) - ln F``. An average of e-detectors is an e-detector under any dependence between
+features, so the model alarms when ``log M >= ln A`` with an average run length to false alarm of at least ``A``
+windows, however many features there are and however they correlate. ``A`` comes from the target "at most one
+false drift alarm per model per ``false_alarm_days`` days": ``A = days * 86400 / window seconds``.
+
+An alarm also needs an effect that matters: the normalised Wasserstein distance (W1 / reference sd) between the
+reference and the live data since the feature's statistic last fell to zero (the estimated change point) must be at
+least ``min_effect``. Features whose own statistic passes ``ln(F A)`` are named as confirmed; otherwise the
+strongest contributors are. After an alarm every feature's detector restarts.
+
+Reference: Shin, Ramdas & Rinaldo (2024), "E-detectors: a nonparametric framework for sequential change detection".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import logsumexp
+
+from ... import histogram, semconv
+from ..references import Reference
+from ..windows import ClosedWindow
+from .base import CRITICAL, DRIFT, INFO, WARNING, Detector, Finding
+from .edetector import EDetectorConfig, FeatureEDetector
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    false_alarm_days: float = 30.0  # at most one false alarm per model per this many days
+    window_s: float = 60.0
+    min_effect: float = 0.05  # smallest W1/sd worth an alarm
+    metric: str = semconv.METRIC_FEATURE_VALUE  # or METRIC_CONFIDENCE, METRIC_PREDICTION_VALUE for output drift
+    edetector: EDetectorConfig = field(default_factory=EDetectorConfig)
+
+    @property
+    def log_threshold(self) -> float:
+        return math.log(self.false_alarm_days * 86400.0 / self.window_s)
+
+
+def normalized_wasserstein(live: histogram.ExpHistogram, reference: histogram.ExpHistogram) -> float:
+    """W1 between two histograms (bucket midpoints, a common layout), divided by the reference's sd."""
+    live, reference = histogram.align(live, reference)
+    lo_l, up_l, c_l = live.buckets()
+    lo_r, up_r, c_r = reference.buckets()
+    mid_l, mid_r = _midpoints(lo_l, up_l, live), _midpoints(lo_r, up_r, reference)
+    edges = np.union1d(mid_l, mid_r)
+    cdf_l = np.cumsum(np.bincount(np.searchsorted(edges, mid_l), weights=c_l, minlength=edges.size)) / c_l.sum()
+    cdf_r = np.cumsum(np.bincount(np.searchsorted(edges, mid_r), weights=c_r, minlength=edges.size)) / c_r.sum()
+    w1 = float(np.sum(np.abs(cdf_l - cdf_r)[:-1] * np.diff(edges)))
+    p = c_r / c_r.sum()
+    sd = math.sqrt(max(float(np.sum(p * mid_r**2) - np.sum(p * mid_r) ** 2), 0.0))
+    return w1 / sd if sd > 0 else (0.0 if w1 == 0 else math.inf)
+
+
+def _midpoints(lower, upper, h: histogram.ExpHistogram):
+    """Bucket midpoints, clipped to the histogram's min and max (the top bucket's bound may be inf)."""
+    mid = (np.clip(lower, h.min, h.max) + np.clip(upper, h.min, h.max)) / 2
+    return mid
+
+
+class DriftDetector(Detector):
+    """Drift of a model version's feature distributions (or of one output distribution) against its reference."""
+
+    name = "drift"
+    kind = DRIFT
+
+    def __init__(self, config: DriftConfig = DriftConfig()):
+        self.config = config
+        self._features: dict = {}  # name -> FeatureEDetector
+        self._since_zero: dict = {}  # name -> [live histograms since the statistic was last <= 0]
+        self._reference_hash = None
+
+    def reset(self) -> None:
+        for detector in self._features.values():
+            detector.reset()
+        self._since_zero = {}
+
+    @classmethod
+    def _unit_test_params(cls) -> dict:
+        return {"config": DriftConfig(false_alarm_days=1.0, window_s=86400.0 / 1000)}
+
+    def _streams(self, histograms: dict) -> dict:
+        """Name -> histogram of the streams this detector watches."""
+        if self.config.metric == semconv.METRIC_FEATURE_VALUE:
+            return {dict(extra)[semconv.FEATURE_NAME]: h for (m, extra), h in histograms.items() if m == semconv.METRIC_FEATURE_VALUE}
+        merged = [h for (m, _), h in histograms.items() if m == self.config.metric]
+        return {self.config.metric: histogram.merge_all(merged)} if merged else {}
+
+    def _prepare(self, reference: Reference) -> None:
+        if reference.hash == self._reference_hash:
+            return
+        self._reference_hash = reference.hash
+        self._features = {
+            name: FeatureEDetector(h, self.config.edetector)
+            for name, h in self._streams(reference.histograms).items()
+            if h.count
+        }
+        self._since_zero = {}
+
+    def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
+        if reference is None:
+            return []
+        self._prepare(reference)
+        if not self._features:
+            return []
+        live = self._streams(window.histograms)
+        log_values = {}
+        for name, detector in self._features.items():
+            h = live.get(name)
+            log_values[name] = detector.update(h) if h is not None else detector.log_value()
+            if h is not None and h.count:
+                pending = self._since_zero.setdefault(name, [])
+                pending.append(h)
+                if len(pending) >= 64:
+                    pending[:] = [histogram.merge_all(pending)]
+            if log_values[name] <= 0:
+                self._since_zero.pop(name, None)
+        n = len(self._features)
+        model_log = float(logsumexp(list(log_values.values())) - math.log(n))
+        threshold = self.config.log_threshold
+        if model_log < threshold:
+            return [self._model_finding(window, model_log, threshold, False, None, [])]
+        effects = {
+            name: normalized_wasserstein(histogram.merge_all(parts), self._features[name].reference)
+            for name, parts in self._since_zero.items()
+            if parts
+        }
+        ranked = sorted(log_values, key=log_values.get, reverse=True)
+        confirmed = [f for f in ranked if log_values[f] >= threshold + math.log(n)]
+        named = confirmed or ranked[:3]
+        largest = max((effects.get(f, 0.0) for f in named), default=0.0)
+        if largest < self.config.min_effect:
+            return [self._model_finding(window, model_log, threshold, False, largest, named)]
+        findings = [self._model_finding(window, model_log, threshold, True, largest, named)]
+        for name in named:
+            findings.append(
+                self._finding(
+                    window,
+                    feature=name,
+                    statistic="log e-value",
+                    value=log_values[name],
+                    threshold=threshold + math.log(n),
+                    alarm=name in confirmed,
+                    e_value=math.exp(min(log_values[name], 700)),
+                    effect="wasserstein/sd",
+                    effect_size=effects.get(name),
+                    severity=_severity(effects.get(name) or 0.0),
+                    details=self._features[name].components(),
+                )
+            )
+        self.reset()
+        return findings
+
+    def _model_finding(self, window, model_log, threshold, alarm, effect, named) -> Finding:
+        return self._finding(
+            window,
+            feature=None,
+            statistic="log e-value (mean over features)",
+            value=model_log,
+            threshold=threshold,
+            alarm=alarm,
+            e_value=math.exp(min(model_log, 700)),
+            effect="wasserstein/sd" if effect is not None else None,
+            effect_size=effect,
+            severity=_severity(effect or 0.0) if alarm else INFO,
+            details={"metric": self.config.metric, "features": list(named), "watched": len(self._features)},
+        )
+
+
+def _severity(effect: float) -> str:
+    return CRITICAL if effect >= 0.5 else WARNING if effect >= 0.2 else INFO

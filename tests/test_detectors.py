@@ -1,0 +1,149 @@
+"""Detectors: one contract over every registered detector, and rates over many seeds (never exact alarm indices)."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from otelml import histogram, semconv
+from otelml.analyzer.detectors import REGISTRY
+from otelml.analyzer.detectors.drift import DriftConfig, DriftDetector, normalized_wasserstein
+from otelml.analyzer.references import Reference
+from otelml.analyzer.windows import ClosedWindow
+
+WINDOW_NS = 60 * 10**9
+
+
+def feature_key(name):
+    return (semconv.METRIC_FEATURE_VALUE, ((semconv.FEATURE_NAME, name),))
+
+
+def window(index, matrix, names):
+    hists = histogram.from_columns(matrix)
+    return ClosedWindow(
+        model="m", version="1", index=index, start_unix_nano=index * WINDOW_NS, end_unix_nano=(index + 1) * WINDOW_NS,
+        histograms={feature_key(n): h for n, h in zip(names, hists)},
+        explicit={}, counters={(semconv.METRIC_ROWS, ()): matrix.shape[0]}, gauges={}, exemplars=(),
+        points=len(names) + 1, closed_by="watermark",
+    )
+
+
+def reference(rng, features, rows=100_000):
+    names = [f"f{i}" for i in range(features)]
+    hists = histogram.from_columns(rng.normal(size=(rows, features)))
+    return names, Reference("m", "1", {feature_key(n): h for n, h in zip(names, hists)}, "test", rows)
+
+
+def stream(rng, names, windows, rows, shift_from=None, shift=0.0, shifted=(), scale=1.0):
+    for t in range(windows):
+        x = rng.normal(size=(rows, len(names)))
+        if shift_from is not None and t >= shift_from:
+            x[:, list(shifted)] = x[:, list(shifted)] * scale + shift
+        yield window(t, x, names)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_contract_every_registered_detector(name):
+    """No alarm on a stationary stream; an alarm soon after a step change; reset; state survives pickling."""
+    cls = REGISTRY[name]
+    rng = np.random.default_rng(0)
+    names, ref = reference(rng, 4)
+    detector = cls(**cls._unit_test_params())
+    quiet = [f for w in stream(rng, names, 60, 300) for f in detector.update(w, ref)]
+    assert not any(f.alarm for f in quiet)
+    assert all(f.kind == cls.kind and f.detector == cls.name for f in quiet)
+    restored = pickle.loads(pickle.dumps(detector))  # a restart resumes with the same state
+    changed = list(stream(rng, names, 10, 300, shift_from=0, shift=1.0, shifted=range(4)))
+    first = [any(f.alarm for f in detector.update(w, ref)) for w in changed]
+    second = [any(f.alarm for f in restored.update(w, ref)) for w in changed]
+    assert first == second and any(first[:3])
+    detector.reset()
+    assert not any(f.alarm for f in detector.update(window(99, rng.normal(size=(300, 4)), names), ref))
+
+
+def test_false_alarms_stay_under_the_target_rate():
+    """ARL >= A: with A = 200 windows, 8 streams x 500 windows of 10 unshifted features alarm at most 20 times."""
+    alarms = windows = 0
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        names, ref = reference(rng, 10)
+        detector = DriftDetector(DriftConfig(false_alarm_days=200 * 60 / 86400))
+        for w in stream(rng, names, 500, 200):
+            alarms += any(f.alarm for f in detector.update(w, ref))
+            windows += 1
+    assert alarms <= windows / 200, alarms
+
+
+def test_no_false_alarm_at_one_per_thirty_days():
+    alarms = 0
+    for seed in range(4):
+        rng = np.random.default_rng(100 + seed)
+        names, ref = reference(rng, 20)
+        detector = DriftDetector()
+        alarms += sum(any(f.alarm for f in detector.update(w, ref)) for w in stream(rng, names, 300, 200))
+    assert alarms == 0
+
+
+@pytest.mark.parametrize("shift, within", [(0.5, 3), (0.2, 15), (1.0, 2)])
+def test_three_shifted_features_of_twenty_are_found_soon_and_named(shift, within):
+    delays, named_right = [], 0
+    for seed in range(12):
+        rng = np.random.default_rng(200 + seed)
+        names, ref = reference(rng, 20)
+        detector = DriftDetector()
+        for w in stream(rng, names, 20, 200):  # a quiet start
+            assert not any(f.alarm for f in detector.update(w, ref))
+        for t, w in enumerate(stream(rng, names, 40, 200, shift_from=0, shift=shift, shifted=(2, 7, 11))):
+            findings = detector.update(w, ref)
+            if any(f.alarm for f in findings):
+                delays.append(t + 1)
+                named = {f.feature for f in findings if f.feature}
+                named_right += named <= {"f2", "f7", "f11"}
+                break
+    assert len(delays) == 12 and np.median(delays) <= within, delays
+    assert named_right >= 11
+
+
+def test_a_variance_change_is_found():
+    rng = np.random.default_rng(7)
+    names, ref = reference(rng, 5)
+    detector = DriftDetector()
+    alarmed = [any(f.alarm for f in detector.update(w, ref))
+               for w in stream(rng, names, 30, 500, shift_from=0, scale=1.5, shifted=(0,))]
+    assert any(alarmed[:10])
+
+
+def test_huge_windows_do_not_turn_irrelevant_shifts_into_alarms():
+    """0.02 sd on every feature with 50,000 rows a window is credible but below the minimum effect of 0.05."""
+    for min_effect, expect_alarm in ((0.05, False), (0.0, True)):
+        rng = np.random.default_rng(11)
+        names, ref = reference(rng, 3, rows=1_000_000)
+        detector = DriftDetector(DriftConfig(min_effect=min_effect))
+        alarmed = [any(f.alarm for f in detector.update(w, ref))
+                   for w in stream(rng, names, 40, 50_000, shift_from=0, shift=0.02, shifted=range(3))]
+        assert any(alarmed) == expect_alarm
+
+
+def test_findings_carry_what_a_person_needs():
+    rng = np.random.default_rng(3)
+    names, ref = reference(rng, 4)
+    detector = DriftDetector()
+    for w in stream(rng, names, 5, 300, shift_from=0, shift=1.0, shifted=(1,)):
+        findings = detector.update(w, ref)
+        if any(f.alarm for f in findings):
+            break
+    model_finding, *feature_findings = findings
+    assert model_finding.feature is None and model_finding.alarm and model_finding.value >= model_finding.threshold
+    assert model_finding.effect == "wasserstein/sd" and model_finding.effect_size > 0.5
+    assert model_finding.severity == "critical" and model_finding.details["features"][0] == "f1"
+    [top] = [f for f in feature_findings if f.feature == "f1"]
+    assert top.details["component"] == "location +" and top.e_value > 1e6
+    assert (top.window_start_unix_nano, top.window_end_unix_nano) == (w.start_unix_nano, w.end_unix_nano)
+
+
+def test_normalized_wasserstein_reads_a_location_shift():
+    rng = np.random.default_rng(5)
+    a = histogram.from_values(rng.normal(size=200_000))
+    for d in (0.1, 0.5, 1.0):
+        b = histogram.from_values(rng.normal(d, 1, size=200_000))
+        assert normalized_wasserstein(b, a) == pytest.approx(d, abs=0.03)
