@@ -398,3 +398,34 @@ def test_rejections_are_logged_once_a_minute(server, caplog):
             post(s.http.port, "/v1/metrics", rows_request(bucket_counts=[1]).SerializeToString())
     lines = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert len(lines) == 1 and "count" in lines[0]
+
+
+def test_drift_injected_through_the_sdk_raises_an_alarm_naming_the_feature(server, tmp_path):
+    rng = np.random.default_rng(2)
+    train = tmp_path / "train.npy"
+    np.save(train, rng.normal(size=(50_000, 3)))
+    s = server(window=1, lateness=0)
+    subprocess.run([sys.executable, "-m", "otelml.cli", "reference", "build", "--model", "churn", "--version", "1",
+                    "--state-dir", s.config.state_dir, str(train)], check=True, capture_output=True)
+    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False,
+                     export_interval_s=3600)
+    predict = otelml.monitor(model="churn", version="1")(lambda x: np.tile([0.2, 0.8], (len(x), 1)))
+    try:
+        for second in range(6):
+            x = rng.normal(size=(300, 3))
+            if second >= 3:
+                x[:, 1] += 1.0  # x1 drifts by one sd
+            predict(x)
+            assert otelml.force_flush()
+            time.sleep(1.02)
+        predict(rng.normal(size=(1, 3)))
+        assert otelml.force_flush()
+    finally:
+        otelml.shutdown()
+    alarms = get(s, "/api/alarms")["alarms"]
+    model_alarms = [a for a in alarms if a["feature"] is None and a["kind"] == "drift"]
+    assert model_alarms and model_alarms[0]["details"]["features"][0] == "x1"
+    assert model_alarms[0]["window_start_unix_nano"] >= 0 and model_alarms[0]["effect_size"] > 0.5
+    detectors = model(s, "churn")["detectors"]
+    assert set(detectors) == {"input drift"}  # a reference from training data has no outputs to compare
+    assert detectors["input drift"]["statistic"].startswith("log e-value")

@@ -9,7 +9,8 @@
   ``google.rpc.Status`` for undecodable bodies, 413 past 64 MiB after decompression, 415 for other content types,
   503 with ``Retry-After`` when overloaded, 401 without the bearer token. Responses use the request's encoding.
 - Status API on ``--http``: ``GET /healthz`` (alive), ``GET /readyz`` (state loaded, receivers up),
-  ``GET /api/models``, ``GET /api/health``. ``/api/*`` needs the bearer token when one is set.
+  ``GET /api/models``, ``GET /api/health``, ``GET /api/alarms``. ``/api/*`` needs the bearer token when one is
+  set.
 
 Tornado serves HTTP; each server runs its own IOLoop on a thread.
 """
@@ -301,6 +302,7 @@ def api_server(analyzer: Analyzer, address: str, receivers_up) -> _Thread:
             (r"/readyz", Ready),
             (r"/api/models", Api, {"read": lambda: {"models": analyzer.models()}}),
             (r"/api/health", Api, {"read": analyzer.health}),
+            (r"/api/alarms", Api, {"read": lambda: {"alarms": analyzer.alarms()}}),
         ]
     )
     return _Thread(app, address, _ssl_context(analyzer.config), 1024 * 1024)

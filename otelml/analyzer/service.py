@@ -15,6 +15,7 @@ import time
 from . import references
 from .config import AnalyzerConfig
 from .decode import decode_metrics, decode_traces
+from .detection import Detection, as_dict
 from .points import Decoded
 from .state import Applied, State
 from .store import CANDIDATE, PINNED, Store
@@ -51,9 +52,15 @@ class Analyzer:
         saved, upto = self.store.load_checkpoint()
         if saved is not None and saved[0].config != self.config.state_config():
             logger.warning("state settings changed since the last checkpoint; open windows are kept as they were")
-        self.state, self.warmup = saved if saved is not None else (State(self.config.state_config()), None)
+        self.state, self.warmup, self.detection = saved if saved is not None else (None, None, None)
+        if self.state is None:
+            self.state = State(self.config.state_config())
         if self.warmup is None or self.warmup.observations != self.config.warmup:
             self.warmup = references.Warmup(self.config.warmup)
+        if self.detection is None or self.detection.window_s != self.config.window:
+            self.detection = Detection(self.config.window)
+        self._pinned_cache: dict = {}
+        self._store_version = self.store.data_version()
         for mv in self.state.models.values():
             mv.history.extend(self.store.windows(mv.model, mv.version, self.config.limits.history))
         self._journal_position = upto
@@ -114,14 +121,32 @@ class Analyzer:
     def _closed(self, windows) -> None:
         self._unsaved.extend(windows)
         for window in windows:
-            if self.store.pinned(window.model, window.version) is not None:
+            reference = self._pinned(window.model, window.version)
+            if reference is None:
+                learned = self.warmup.add(window)
+                if learned is not None:
+                    self.store.add_reference(learned, PINNED)
+                    self._pinned_cache.pop((learned.model, learned.version), None)
+                    logger.info("reference for %s %s learned from live traffic: %s",
+                                learned.model, learned.version, learned.hash)
                 continue
-            learned = self.warmup.add(window)
-            if learned is not None:
-                status = PINNED if self.store.pinned(learned.model, learned.version) is None else CANDIDATE
-                self.store.add_reference(learned, status)
-                logger.info("reference for %s %s learned from live traffic: %s (%s)",
-                            learned.model, learned.version, learned.hash, status)
+            for finding in self.detection.on_window(window, reference):
+                if finding.alarm:
+                    logger.warning("%s alarm: model %s version %s%s, %s %.3g >= %.3g, effect %s",
+                                   finding.kind, finding.model, finding.version,
+                                   f" feature {finding.feature}" if finding.feature else "",
+                                   finding.statistic, finding.value, finding.threshold, finding.effect_size)
+
+    def _pinned(self, model: str, version: str):
+        """The pinned reference, cached until the store changes (the CLI may pin or promote while we run)."""
+        current = self.store.data_version()
+        if current != self._store_version:
+            self._pinned_cache.clear()
+            self._store_version = current
+        key = (model, version)
+        if key not in self._pinned_cache:
+            self._pinned_cache[key] = self.store.pinned(model, version)
+        return self._pinned_cache[key]
 
     def tick(self, now_ns: int | None = None) -> int:
         """Close windows of silence (wall clock) and checkpoint if due; returns how many windows closed."""
@@ -137,7 +162,7 @@ class Analyzer:
             self._checkpoint_locked()
 
     def _checkpoint_locked(self) -> None:
-        self.store.checkpoint((self.state, self.warmup), self._journal_position, self._unsaved,
+        self.store.checkpoint((self.state, self.warmup, self.detection), self._journal_position, self._unsaved,
                               self.config.limits.history)
         self._unsaved = []
         self._last_checkpoint = time.monotonic()
@@ -153,7 +178,14 @@ class Analyzer:
             summaries = [self.state.summary(mv) for mv in self.state.models.values()]
         for summary in summaries:
             summary["reference"] = self._reference_status(summary["model"], summary["version"])
+            with self._lock:
+                summary["detectors"] = self.detection.summary(summary["model"], summary["version"])
         return sorted(summaries, key=lambda s: (s["model"], s["version"]))
+
+    def alarms(self) -> list[dict]:
+        """Recent alarms, newest last (what ``GET /api/alarms`` returns)."""
+        with self._lock:
+            return [as_dict(f) for f in self.detection.alarms]
 
     def _reference_status(self, model: str, version: str) -> dict:
         refs = self.store.references(model, version)
