@@ -95,6 +95,28 @@ class ExpHistogram:
         return lower[keep], upper[keep], counts[keep]
 
 
+def positions(h: ExpHistogram):
+    """Non-empty buckets as ``(keys, counts)``: integer keys ascending along the real line (negative buckets, the
+    zero bucket, positive buckets), equal for the same bucket of two histograms at the same layout.
+
+    Example:
+        >>> import numpy as np
+        >>> keys, counts = positions(from_values(np.array([-2.0, 0.0, 1.0, 1.0])))
+        >>> bool((np.diff(keys) > 0).all()), counts.tolist()
+        (True, [1, 1, 2])
+    """
+    neg = np.flatnonzero(h.negative)[::-1]
+    pos = np.flatnonzero(h.positive)
+    keys = np.concatenate(
+        [-_KEY_SPLIT - (h.negative_offset + neg), [0] if h.zero_count else [], _KEY_SPLIT + h.positive_offset + pos]
+    )
+    counts = np.concatenate([h.negative[neg], [h.zero_count] if h.zero_count else [], h.positive[pos]])
+    return keys.astype(np.int64), counts.astype(np.int64)
+
+
+_KEY_SPLIT = 2**40  # keeps negative-bucket keys below zero and positive-bucket keys above it
+
+
 def _bound(index, scale):
     """Lower bound of bucket ``index`` at ``scale``: ``base ** index``; past the largest double it is ``inf``."""
     with np.errstate(over="ignore"):
@@ -339,6 +361,8 @@ def align(*histograms: ExpHistogram) -> list[ExpHistogram]:
     """
     scale = min(h.scale for h in histograms)
     zero_threshold = max(h.zero_threshold for h in histograms)
+    if all(h.scale == scale and h.zero_threshold == zero_threshold for h in histograms):
+        return list(histograms)
     while True:
         out = [rebin(h, scale, zero_threshold) for h in histograms]
         widest = max(h.zero_threshold for h in out)

@@ -20,13 +20,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ... import histogram, semconv
 from ..references import Reference
 from ..windows import ClosedWindow
 from .base import CRITICAL, DRIFT, INFO, WARNING, Detector, Finding
-from .edetector import EDetectorConfig, FeatureEDetector
+from .edetector import EDetectorConfig, FeatureEDetector, log_sum_exp
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ class DriftDetector(Detector):
             if log_values[name] <= 0:
                 self._since_zero.pop(name, None)
         n = len(self._features)
-        model_log = float(logsumexp(list(log_values.values())) - math.log(n))
+        model_log = log_sum_exp(list(log_values.values())) - math.log(n)
         threshold = self.config.log_threshold
         if model_log < threshold:
             return [self._model_finding(window, model_log, threshold, False, None, [])]
