@@ -55,9 +55,10 @@ class Layout:
 DEFAULT_LAYOUT = Layout()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class ExpHistogram:
-    """One exponential histogram of finite values, in the OTLP data model."""
+    """One exponential histogram of finite values, in the OTLP data model. Treated as immutable: every function
+    here returns a new one (not frozen only because frozen dataclasses are seven times slower to create)."""
 
     scale: int = MAX_SCALE
     zero_threshold: float = 0.0
