@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from otelml import histogram, semconv
-from otelml.analyzer.detectors import REGISTRY
+from otelml.analyzer.detectors import (
+    REGISTRY,
+    AccuracyDetector,
+    AvailabilityDetector,
+    ErrorRateDetector,
+    LatencyDetector,
+    SequentialConfig,
+    synthetic,
+)
 from otelml.analyzer.detectors.drift import DriftConfig, DriftDetector, normalized_wasserstein
 from otelml.analyzer.references import Reference
 from otelml.analyzer.windows import ClosedWindow
@@ -47,18 +55,18 @@ def test_contract_every_registered_detector(name):
     """No alarm on a stationary stream; an alarm soon after a step change; reset; state survives pickling."""
     cls = REGISTRY[name]
     rng = np.random.default_rng(0)
-    names, ref = reference(rng, 4)
+    ref = cls._unit_test_reference(rng)
     detector = cls(**cls._unit_test_params())
-    quiet = [f for w in stream(rng, names, 60, 300) for f in detector.update(w, ref)]
+    quiet = [f for t in range(60) for f in detector.update(cls._unit_test_window(rng, t, False), ref)]
     assert not any(f.alarm for f in quiet)
-    assert all(f.kind == cls.kind and f.detector == cls.name for f in quiet)
+    assert quiet and all(f.kind == cls.kind and f.detector == cls.name for f in quiet)
     restored = pickle.loads(pickle.dumps(detector))  # a restart resumes with the same state
-    changed = list(stream(rng, names, 10, 300, shift_from=0, shift=1.0, shifted=range(4)))
+    changed = [cls._unit_test_window(rng, 60 + t, True) for t in range(10)]
     first = [any(f.alarm for f in detector.update(w, ref)) for w in changed]
     second = [any(f.alarm for f in restored.update(w, ref)) for w in changed]
-    assert first == second and any(first[:3])
+    assert first == second and any(first[:6])
     detector.reset()
-    assert not any(f.alarm for f in detector.update(window(99, rng.normal(size=(300, 4)), names), ref))
+    assert not any(f.alarm for f in detector.update(cls._unit_test_window(rng, 99, False), ref))
 
 
 def test_false_alarms_stay_under_the_target_rate():
@@ -147,3 +155,64 @@ def test_normalized_wasserstein_reads_a_location_shift():
     for d in (0.1, 0.5, 1.0):
         b = histogram.from_values(rng.normal(d, 1, size=200_000))
         assert normalized_wasserstein(b, a) == pytest.approx(d, abs=0.03)
+
+
+def run_rate(detector, windows):
+    """Index (1-based) of the first alarm, or None."""
+    for t, w in enumerate(windows):
+        if any(f.alarm for f in detector.update(w, None)):
+            return t + 1
+    return None
+
+
+def outcome_windows(rng, count, per_window, accuracy):
+    for t in range(count):
+        wrong = int(rng.binomial(per_window, 1 - accuracy))
+        yield synthetic.window(t, outcomes={("a", "a"): per_window - wrong, ("a", "b"): wrong})
+
+
+def test_a_ten_point_accuracy_drop_is_found_within_500_labelled_predictions():
+    delays, false_alarms = [], 0
+    for seed in range(20):
+        rng = np.random.default_rng(300 + seed)
+        detector = AccuracyDetector()  # one false alarm per 30 days at one-minute windows
+        false_alarms += run_rate(detector, outcome_windows(rng, 130, 100, 0.9)) is not None  # 30 baseline + 100
+        delays.append(run_rate(detector, outcome_windows(rng, 40, 100, 0.8)))
+    assert false_alarms == 0
+    labels = [d * 100 for d in delays if d is not None]
+    assert len(labels) == 20 and np.median(labels) <= 500, delays
+
+
+def test_error_rate_false_alarms_and_detection():
+    alarms, delays = 0, []
+    for seed in range(10):
+        rng = np.random.default_rng(400 + seed)
+        detector = ErrorRateDetector(SequentialConfig(false_alarm_days=100 * 60 / 86400))  # A = 100 windows
+        for t in range(330):
+            alarms += any(f.alarm for f in detector.update(synthetic.window(t, calls=500, errors=int(rng.binomial(500, 0.01))), None))
+        delays.append(run_rate(detector, (synthetic.window(t, calls=500, errors=int(rng.binomial(500, 0.05)))
+                                          for t in range(20))))
+    assert alarms <= 10 * 300 / 100  # ARL >= A after the 30-window baseline
+    assert all(d is not None and d <= 3 for d in delays), delays
+
+
+def test_latency_doubling_is_found_and_reported_in_percentiles():
+    rng = np.random.default_rng(8)
+    detector = LatencyDetector()
+    for t in range(60):
+        assert not detector.update(synthetic.window(t, durations=rng.lognormal(np.log(0.02), 0.3, 300)), None) or True
+    findings = []
+    for t in range(60, 70):
+        findings = detector.update(synthetic.window(t, durations=rng.lognormal(np.log(0.04), 0.3, 300)), None)
+        if findings and findings[0].alarm:
+            break
+    [finding] = findings
+    assert finding.alarm and finding.details["p95"] > 1.7 * finding.details["baseline p95"]
+
+
+def test_a_model_that_stops_reporting_alarms_at_once_and_quiet_traffic_does_not():
+    rng = np.random.default_rng(9)
+    detector = AvailabilityDetector()
+    steady = [synthetic.window(t, calls=int(rng.poisson(120))) for t in range(500)]
+    assert run_rate(detector, steady) is None
+    assert run_rate(detector, [synthetic.window(500, calls=0)]) == 1

@@ -3,14 +3,41 @@
 Every detector is registered here by name; ``tests/test_detectors.py`` runs each through the same contract.
 """
 
+from .availability import AvailabilityDetector
 from .base import Detector, Finding
+from .degradation import (
+    AccuracyDetector,
+    ConfidenceRule,
+    ErrorRateDetector,
+    LatencyDetector,
+    LowConfidenceDetector,
+    SequentialConfig,
+)
 from .drift import DriftConfig, DriftDetector
 from .edetector import EDetectorConfig, FeatureEDetector
 
-REGISTRY = {cls.name: cls for cls in (DriftDetector,)}
+REGISTRY = {
+    cls.name: cls
+    for cls in (
+        DriftDetector,
+        ErrorRateDetector,
+        LowConfidenceDetector,
+        AccuracyDetector,
+        LatencyDetector,
+        ConfidenceRule,
+        AvailabilityDetector,
+    )
+}
 
 __all__ = [
     "REGISTRY",
+    "AccuracyDetector",
+    "AvailabilityDetector",
+    "ConfidenceRule",
+    "ErrorRateDetector",
+    "LatencyDetector",
+    "LowConfidenceDetector",
+    "SequentialConfig",
     "Detector",
     "DriftConfig",
     "DriftDetector",

@@ -62,6 +62,16 @@ class Detector:
         """Configuration the contract tests use (small thresholds so that they run fast)."""
         return {}
 
+    @classmethod
+    def _unit_test_reference(cls, rng) -> Reference | None:
+        """The reference the contract tests use, if the detector needs one."""
+        return None
+
+    @classmethod
+    def _unit_test_window(cls, rng, index: int, changed: bool) -> ClosedWindow:
+        """A window from the stationary stream, or (``changed``) from after a step change the detector must find."""
+        raise NotImplementedError
+
     def _finding(self, window: ClosedWindow, **fields) -> Finding:
         trace_ids = tuple(e.trace_id for e in window.exemplars if e.trace_id)[:3]
         return Finding(

@@ -83,6 +83,18 @@ class DriftDetector(Detector):
     def _unit_test_params(cls) -> dict:
         return {"config": DriftConfig(false_alarm_days=1.0, window_s=86400.0 / 1000)}
 
+    @classmethod
+    def _unit_test_reference(cls, rng) -> Reference:
+        from .synthetic import window
+
+        return Reference("m", "1", window(0, features=rng.normal(size=(100_000, 4))).histograms, "test", 100_000)
+
+    @classmethod
+    def _unit_test_window(cls, rng, index, changed):
+        from .synthetic import window
+
+        return window(index, features=rng.normal(1.0 if changed else 0.0, 1.0, size=(300, 4)))
+
     def _streams(self, histograms: dict) -> dict:
         """Name -> histogram of the streams this detector watches."""
         if self.config.metric == semconv.METRIC_FEATURE_VALUE:

@@ -1,0 +1,323 @@
+"""Degradation of a model version against its own baseline: errors, low confidence, latency, accuracy.
+
+Each detector learns a baseline from its first ``baseline_windows`` windows with data (the reference period), then
+runs a calibrated sequential test against it (``sequential``, ``edetector``): an alarm at ``ln A``, with
+``A = false_alarm_days * 86400 / window_s``, so false alarms come at most once per ``false_alarm_days`` on average
+while the baseline holds. Learned rates are guarded by a conservative confidence bound, so a short baseline does not
+cause false alarms. After an alarm the test restarts; the baseline stays.
+
+``ConfidenceRule`` is the exception: the plain rule "mean confidence below X for N minutes" that users expect,
+with no statistical calibration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import histogram, semconv
+from ..references import Reference
+from ..windows import ClosedWindow
+from .base import PERFORMANCE, WARNING, Detector, Finding
+from .edetector import FeatureEDetector
+from .sequential import RateIncrease, upper_bound
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    false_alarm_days: float = 30.0
+    window_s: float = 60.0
+    baseline_windows: int = 30
+
+    @property
+    def log_threshold(self) -> float:
+        return math.log(self.false_alarm_days * 86400.0 / self.window_s)
+
+
+_FAST = {"config": SequentialConfig(false_alarm_days=1.0, window_s=86400.0 / 1000, baseline_windows=20)}
+
+
+class _RateDetector(Detector):
+    """A proportion per window (events out of trials) that must not rise above its baseline."""
+
+    kind = PERFORMANCE
+    statistic = "log e-value"
+
+    def __init__(self, config: SequentialConfig = SequentialConfig()):
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        self._baseline = [0.0, 0.0, 0]  # events, trials, windows
+        self._test = None
+
+    @classmethod
+    def _unit_test_params(cls) -> dict:
+        return dict(_FAST)
+
+    def _count(self, window: ClosedWindow) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
+        events, trials = self._count(window)
+        if trials <= 0:
+            return []
+        if self._test is None:
+            base = self._baseline
+            base[0] += events
+            base[1] += trials
+            base[2] += 1
+            if base[2] >= self.config.baseline_windows:
+                self._test = RateIncrease(upper_bound(base[0], base[1]))
+            return []
+        value = self._test.update(events, trials)
+        threshold = self.config.log_threshold
+        alarm = value >= threshold
+        finding = self._finding(
+            window,
+            feature=None,
+            statistic=self.statistic,
+            value=value,
+            threshold=threshold,
+            alarm=alarm,
+            e_value=math.exp(min(value, 700)),
+            effect="rate - baseline",
+            effect_size=events / trials - self._baseline[0] / self._baseline[1],
+            severity=WARNING if alarm else "info",
+            details={"rate": events / trials, "baseline": self._baseline[0] / self._baseline[1], **self._details(window)},
+        )
+        if alarm:
+            self._test.reset()
+        return [finding]
+
+    def _details(self, window: ClosedWindow) -> dict:
+        return {}
+
+
+class ErrorRateDetector(_RateDetector):
+    """Failed calls per call (``otelml.inference.calls`` with ``error.type``) rising above the baseline."""
+
+    name = "error rate"
+
+    def _count(self, window):
+        errors = sum(v for (m, extra), v in window.counters.items() if m == semconv.METRIC_CALLS and extra)
+        return errors, window.counter(semconv.METRIC_CALLS)
+
+    @classmethod
+    def _unit_test_window(cls, rng, index, changed):
+        from .synthetic import window
+
+        calls = 500
+        return window(index, calls=calls, errors=int(rng.binomial(calls, 0.2 if changed else 0.01)))
+
+
+class LowConfidenceDetector(_RateDetector):
+    """Share of predictions whose confidence is below ``threshold`` rising above the baseline (counted in whole
+    buckets at or below the threshold, the same way in the baseline and after it)."""
+
+    name = "low confidence"
+
+    def __init__(self, config: SequentialConfig = SequentialConfig(), threshold: float = 0.6):
+        self.threshold = threshold
+        super().__init__(config)
+
+    def _count(self, window):
+        h = window.histogram(semconv.METRIC_CONFIDENCE)
+        if h is None or h.count == 0:
+            return 0, 0
+        _, upper, counts = h.buckets()
+        return float(counts[upper <= self.threshold].sum()), float(h.count)
+
+    @classmethod
+    def _unit_test_window(cls, rng, index, changed):
+        from .synthetic import window
+
+        confidence = rng.beta(2, 8, 400) * 0.5 + 0.5 if changed else 1 - rng.beta(1, 20, 400) * 0.5
+        return window(index, confidence=confidence)
+
+
+class AccuracyDetector(_RateDetector):
+    """Wrong predictions per labelled prediction (``otelml.outcomes`` from late ground truth) rising above the
+    baseline; accuracy and macro precision, recall and F1 of the window in the details."""
+
+    name = "accuracy"
+
+    def _count(self, window):
+        outcomes = _outcomes(window)
+        total = sum(outcomes.values())
+        wrong = sum(v for (p, t), v in outcomes.items() if p != t)
+        return wrong, total
+
+    def _details(self, window):
+        return classification_metrics(_outcomes(window))
+
+    @classmethod
+    def _unit_test_window(cls, rng, index, changed):
+        from .synthetic import window
+
+        n = 200
+        wrong = int(rng.binomial(n, 0.35 if changed else 0.1))
+        return window(index, outcomes={("a", "a"): n - wrong, ("a", "b"): wrong})
+
+
+def _outcomes(window: ClosedWindow) -> dict:
+    found = {}
+    for (metric, extra), value in window.counters.items():
+        if metric == semconv.METRIC_OUTCOMES:
+            attributes = dict(extra)
+            key = (attributes.get(semconv.PREDICTION_LABEL), attributes.get(semconv.TRUE_LABEL))
+            found[key] = found.get(key, 0) + value
+    return found
+
+
+def classification_metrics(outcomes: dict) -> dict:
+    """Accuracy and macro-averaged precision, recall and F1 from {(predicted, true): count}.
+
+    Example:
+        >>> classification_metrics({("a", "a"): 8, ("b", "a"): 2, ("b", "b"): 5})["accuracy"]
+        0.8666666666666667
+    """
+    total = sum(outcomes.values())
+    if not total:
+        return {}
+    labels = sorted({label for pair in outcomes for label in pair}, key=str)
+    precision, recall, f1 = [], [], []
+    for label in labels:
+        tp = outcomes.get((label, label), 0)
+        predicted = sum(v for (p, _), v in outcomes.items() if p == label)
+        actual = sum(v for (_, t), v in outcomes.items() if t == label)
+        p = tp / predicted if predicted else 0.0
+        r = tp / actual if actual else 0.0
+        precision.append(p)
+        recall.append(r)
+        f1.append(2 * p * r / (p + r) if p + r else 0.0)
+    correct = sum(v for (p, t), v in outcomes.items() if p == t)
+    return {
+        "accuracy": correct / total,
+        "precision": float(np.mean(precision)),
+        "recall": float(np.mean(recall)),
+        "f1": float(np.mean(f1)),
+        "labelled": total,
+    }
+
+
+class LatencyDetector(Detector):
+    """Inference latency changing against the baseline period: the calibrated distribution e-detector on the
+    ``otelml.inference.duration`` histogram of successful calls; p50/p95/p99 now and in the baseline in the details.
+    Alarms only when the p95 also rose by at least ``min_increase`` (relative)."""
+
+    name = "latency"
+    kind = PERFORMANCE
+
+    def __init__(self, config: SequentialConfig = SequentialConfig(), min_increase: float = 0.1):
+        self.config = config
+        self.min_increase = min_increase
+        self.reset()
+
+    def reset(self) -> None:
+        self._baseline: list = []
+        self._detector = None
+
+    @classmethod
+    def _unit_test_params(cls) -> dict:
+        return dict(_FAST)
+
+    @classmethod
+    def _unit_test_window(cls, rng, index, changed):
+        from .synthetic import window
+
+        return window(index, durations=rng.lognormal(math.log(0.02 * (2 if changed else 1)), 0.3, 300))
+
+    def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
+        live = _successful_durations(window)
+        if live is None or live.count == 0:
+            return []
+        if self._detector is None:
+            self._baseline.append(live)
+            if len(self._baseline) >= self.config.baseline_windows:
+                self._baseline = [histogram.merge_all(self._baseline)]
+                self._detector = FeatureEDetector(self._baseline[0])
+            return []
+        value = self._detector.update(live)
+        base = self._baseline[0]
+        now = {f"p{q}": histogram.quantile(live, q / 100) for q in (50, 95, 99)}
+        then = {f"baseline p{q}": histogram.quantile(base, q / 100) for q in (50, 95, 99)}
+        increase = now["p95"] / then["baseline p95"] - 1 if then["baseline p95"] > 0 else 0.0
+        threshold = self.config.log_threshold
+        alarm = value >= threshold and increase >= self.min_increase
+        finding = self._finding(
+            window,
+            feature=None,
+            statistic="log e-value",
+            value=value,
+            threshold=threshold,
+            alarm=alarm,
+            e_value=math.exp(min(value, 700)),
+            effect="p95 relative increase",
+            effect_size=increase,
+            severity=WARNING if alarm else "info",
+            details={**now, **then},
+        )
+        if alarm:
+            self._detector.reset()
+        return [finding]
+
+
+def _successful_durations(window: ClosedWindow):
+    parts = [h for (m, extra), h in window.histograms.items() if m == semconv.METRIC_DURATION and not extra]
+    return histogram.merge_all(parts) if parts else None
+
+
+@dataclass
+class ConfidenceRule(Detector):
+    """The preset users expect: an alarm when the mean confidence stays below ``threshold`` for ``minutes``.
+    A plain rule, not a calibrated test: how often it fires depends on the model."""
+
+    threshold: float = 0.7
+    minutes: float = 5.0
+    window_s: float = 60.0
+    name = "confidence below threshold"
+    kind = PERFORMANCE
+
+    def __post_init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self._run = 0
+
+    @classmethod
+    def _unit_test_params(cls) -> dict:
+        return {}
+
+    @classmethod
+    def _unit_test_window(cls, rng, index, changed):
+        from .synthetic import window
+
+        return window(index, confidence=rng.uniform(0.5, 0.65, 200) if changed else rng.uniform(0.8, 1.0, 200))
+
+    def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
+        h = window.histogram(semconv.METRIC_CONFIDENCE)
+        if h is None or h.count == 0:
+            return []
+        mean = h.sum / h.count
+        self._run = self._run + 1 if mean < self.threshold else 0
+        needed = max(1, math.ceil(self.minutes * 60 / self.window_s))
+        alarm = self._run >= needed
+        if alarm:
+            self._run = 0
+        return [
+            self._finding(
+                window,
+                feature=None,
+                statistic="mean confidence",
+                value=mean,
+                threshold=self.threshold,
+                alarm=alarm,
+                effect="windows below threshold",
+                effect_size=float(needed if alarm else self._run),
+                severity=WARNING if alarm else "info",
+                details={"windows needed": needed},
+            )
+        ]
