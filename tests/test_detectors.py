@@ -216,3 +216,26 @@ def test_a_model_that_stops_reporting_alarms_at_once_and_quiet_traffic_does_not(
     steady = [synthetic.window(t, calls=int(rng.poisson(120))) for t in range(500)]
     assert run_rate(detector, steady) is None
     assert run_rate(detector, [synthetic.window(500, calls=0)]) == 1
+
+
+def test_integrity_outputs_moving_while_inputs_stay_point_at_the_model():
+    from otelml.analyzer.detection import Detection
+
+    def run(inputs_shift, seed):
+        rng = np.random.default_rng(seed)
+        base = synthetic.window(0, features=rng.normal(size=(100_000, 3)), confidence=rng.beta(9, 1, 100_000))
+        ref = Reference("m", "1", base.histograms, "test", 100_000)
+        detection = Detection(window_s=60)
+        kinds = set()
+        for t in range(30):
+            late = t >= 10
+            w = synthetic.window(
+                t,
+                features=rng.normal(inputs_shift if late else 0.0, 1, size=(300, 3)),
+                confidence=rng.beta(3, 1, 300) if late else rng.beta(9, 1, 300),
+            )
+            kinds |= {f.kind for f in detection.on_window(w, ref) if f.alarm}
+        return kinds
+
+    assert "integrity" in run(0.0, 1)  # a swapped model: same inputs, different confidence
+    assert "integrity" not in run(1.0, 2) and "drift" in run(1.0, 2)  # the world changed: plain drift

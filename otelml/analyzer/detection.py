@@ -1,8 +1,15 @@
-"""Runs the detectors of every model version on each closed window, against its pinned reference.
+"""Runs the detectors of every model version on each closed window.
 
-Each model version gets its own detector instances (input drift on the feature histograms, output drift on the
-confidence histogram); their state travels in the analyzer's checkpoints. The latest finding of each detector and
-a bounded list of recent alarms are kept for the status API.
+Each model version gets its own detector instances; their state travels in the analyzer's checkpoints:
+
+- input drift (feature histograms) and output drift (confidence histogram) against the pinned reference;
+- error rate, low confidence, accuracy from late ground truth, latency and availability against the version's own
+  baseline period; the "mean confidence below X for N minutes" rule;
+- integrity, derived from the two drift detectors: the outputs moved (output drift alarmed) while the inputs did not
+  (input drift's statistic stays below half its threshold) -- the signature of a swapped, corrupted or poisoned
+  model rather than of a changing world.
+
+The latest finding of each detector and a bounded list of recent alarms are kept for the status API.
 """
 
 from __future__ import annotations
@@ -11,11 +18,24 @@ from collections import deque
 from dataclasses import asdict
 
 from .. import semconv
-from .detectors import DriftConfig, DriftDetector, Finding
+from .detectors import (
+    AccuracyDetector,
+    AvailabilityDetector,
+    ConfidenceRule,
+    DriftConfig,
+    DriftDetector,
+    ErrorRateDetector,
+    Finding,
+    LatencyDetector,
+    LowConfidenceDetector,
+    SequentialConfig,
+)
+from .detectors.base import CRITICAL, INTEGRITY
 from .references import Reference
 from .windows import ClosedWindow
 
 MAX_ALARMS = 1000
+INPUT_DRIFT, OUTPUT_DRIFT = "input drift", "output drift"
 
 
 class Detection:
@@ -30,17 +50,22 @@ class Detection:
     def _for(self, model: str, version: str) -> dict:
         found = self._detectors.get((model, version))
         if found is None:
-            config = dict(false_alarm_days=self.false_alarm_days, window_s=self.window_s, min_effect=self.min_effect)
+            drift = dict(false_alarm_days=self.false_alarm_days, window_s=self.window_s, min_effect=self.min_effect)
+            sequential = SequentialConfig(false_alarm_days=self.false_alarm_days, window_s=self.window_s)
             found = self._detectors[(model, version)] = {
-                "input drift": DriftDetector(DriftConfig(**config)),
-                "output drift": DriftDetector(DriftConfig(metric=semconv.METRIC_CONFIDENCE, **config)),
+                INPUT_DRIFT: DriftDetector(DriftConfig(**drift)),
+                OUTPUT_DRIFT: DriftDetector(DriftConfig(metric=semconv.METRIC_CONFIDENCE, **drift)),
+                "error rate": ErrorRateDetector(sequential),
+                "low confidence": LowConfidenceDetector(sequential),
+                "accuracy": AccuracyDetector(sequential),
+                "latency": LatencyDetector(sequential),
+                "confidence rule": ConfidenceRule(window_s=self.window_s),
+                "availability": AvailabilityDetector(sequential),
             }
         return found
 
     def on_window(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
-        """Findings of every detector on one closed window (alarms first)."""
-        if reference is None:
-            return []
+        """Findings of every detector on one closed window, alarms first."""
         findings = []
         latest = self.latest.setdefault((window.model, window.version), {})
         for label, detector in self._for(window.model, window.version).items():
@@ -48,9 +73,40 @@ class Detection:
             if produced:
                 latest[label] = produced[0]
             findings += produced
+        integrity = self._integrity(window, latest, findings)
+        if integrity is not None:
+            latest["integrity"] = integrity
+            findings.append(integrity)
         alarms = [f for f in findings if f.alarm]
         self.alarms.extend(alarms)
         return alarms + [f for f in findings if not f.alarm]
+
+    @staticmethod
+    def _integrity(window, latest, findings) -> Finding | None:
+        output = next((f for f in findings if f.alarm and f.feature is None and f.details.get("metric")
+                       == semconv.METRIC_CONFIDENCE), None)
+        inputs = latest.get(INPUT_DRIFT)
+        if output is None or inputs is None or inputs.value >= inputs.threshold / 2:
+            return None
+        return Finding(
+            kind=INTEGRITY,
+            detector="integrity",
+            model=window.model,
+            version=window.version,
+            feature=None,
+            statistic="output log e-value while inputs are stable",
+            value=output.value,
+            threshold=output.threshold,
+            alarm=True,
+            window_start_unix_nano=window.start_unix_nano,
+            window_end_unix_nano=window.end_unix_nano,
+            e_value=output.e_value,
+            effect=output.effect,
+            effect_size=output.effect_size,
+            severity=CRITICAL,
+            trace_ids=output.trace_ids,
+            details={"input drift log e-value": inputs.value, "input drift threshold": inputs.threshold},
+        )
 
     def summary(self, model: str, version: str) -> dict:
         return {label: _brief(f) for label, f in self.latest.get((model, version), {}).items()}

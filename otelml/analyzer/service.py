@@ -129,7 +129,6 @@ class Analyzer:
                     self._pinned_cache.pop((learned.model, learned.version), None)
                     logger.info("reference for %s %s learned from live traffic: %s",
                                 learned.model, learned.version, learned.hash)
-                continue
             for finding in self.detection.on_window(window, reference):
                 if finding.alarm:
                     logger.warning("%s alarm: model %s version %s%s, %s %.3g >= %.3g, effect %s",
