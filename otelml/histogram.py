@@ -139,6 +139,19 @@ def positions(h: ExpHistogram):
 _KEY_SPLIT = 2**40  # keeps negative-bucket keys below zero and positive-bucket keys above it
 
 
+def key_bounds(keys, scale: int, zero_threshold: float):
+    """``(lower, upper)`` bounds of the buckets that :func:`positions` keys name, at a layout."""
+    keys = np.asarray(keys, dtype=np.int64)
+    lower, upper = np.empty(keys.size), np.empty(keys.size)
+    pos, neg = keys >= _KEY_SPLIT // 2, keys <= -_KEY_SPLIT // 2
+    zero = ~(pos | neg)
+    index_pos, index_neg = keys[pos] - _KEY_SPLIT, -keys[neg] - _KEY_SPLIT
+    lower[pos], upper[pos] = _bound(index_pos, scale), _bound(index_pos + 1, scale)
+    lower[neg], upper[neg] = -_bound(index_neg + 1, scale), -_bound(index_neg, scale)
+    lower[zero], upper[zero] = -zero_threshold, zero_threshold
+    return lower, upper
+
+
 def _bound(index, scale):
     """Lower bound of bucket ``index`` at ``scale``: ``base ** index``; past the largest double it is ``inf``."""
     with np.errstate(over="ignore"):

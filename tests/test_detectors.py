@@ -15,7 +15,8 @@ from otelml.analyzer.detectors import (
     SequentialConfig,
     synthetic,
 )
-from otelml.analyzer.detectors.drift import DriftConfig, DriftDetector, normalized_wasserstein
+from otelml.analyzer.detectors.distances import wasserstein_sd
+from otelml.analyzer.detectors.drift import DriftConfig, DriftDetector
 from otelml.analyzer.references import Reference
 from otelml.analyzer.windows import ClosedWindow
 
@@ -146,6 +147,7 @@ def test_findings_carry_what_a_person_needs():
     assert model_finding.severity == "critical" and model_finding.details["features"][0] == "f1"
     [top] = [f for f in feature_findings if f.feature == "f1"]
     assert top.details["component"] == "location +" and top.e_value > 1e6
+    assert top.details["ks"] > 0.2 and top.details["psi"] > 0.1 and top.details["wasserstein_sd"] > 0.5
     assert (top.window_start_unix_nano, top.window_end_unix_nano) == (w.start_unix_nano, w.end_unix_nano)
 
 
@@ -154,7 +156,7 @@ def test_normalized_wasserstein_reads_a_location_shift():
     a = histogram.from_values(rng.normal(size=200_000))
     for d in (0.1, 0.5, 1.0):
         b = histogram.from_values(rng.normal(d, 1, size=200_000))
-        assert normalized_wasserstein(b, a) == pytest.approx(d, abs=0.03)
+        assert wasserstein_sd(b, a) == pytest.approx(d, abs=0.03)
 
 
 def run_rate(detector, windows):

@@ -8,7 +8,7 @@ false drift alarm per model per ``false_alarm_days`` days": ``A = days * 86400 /
 
 An alarm also needs an effect that matters: the normalised Wasserstein distance (W1 / reference sd) between the
 reference and the live data since the feature's statistic last fell to zero (the estimated change point) must be at
-least ``min_effect``. Features whose own statistic passes ``ln(F A)`` are named as confirmed; otherwise the
+least ``min_effect``; findings also carry KS, PSI and Jensen-Shannon (``distances``). Features whose own statistic passes ``ln(F A)`` are named as confirmed; otherwise the
 strongest contributors are. After an alarm every feature's detector restarts.
 
 Reference: Shin, Ramdas & Rinaldo (2024), "E-detectors: a nonparametric framework for sequential change detection".
@@ -19,12 +19,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ... import histogram, semconv
 from ..references import Reference
 from ..windows import ClosedWindow
 from .base import CRITICAL, DRIFT, INFO, WARNING, Detector, Finding
+from .distances import all_distances, wasserstein_sd
 from .edetector import EDetectorConfig, FeatureEDetector, log_sum_exp
 
 
@@ -39,27 +38,6 @@ class DriftConfig:
     @property
     def log_threshold(self) -> float:
         return math.log(self.false_alarm_days * 86400.0 / self.window_s)
-
-
-def normalized_wasserstein(live: histogram.ExpHistogram, reference: histogram.ExpHistogram) -> float:
-    """W1 between two histograms (bucket midpoints, a common layout), divided by the reference's sd."""
-    live, reference = histogram.align(live, reference)
-    lo_l, up_l, c_l = live.buckets()
-    lo_r, up_r, c_r = reference.buckets()
-    mid_l, mid_r = _midpoints(lo_l, up_l, live), _midpoints(lo_r, up_r, reference)
-    edges = np.union1d(mid_l, mid_r)
-    cdf_l = np.cumsum(np.bincount(np.searchsorted(edges, mid_l), weights=c_l, minlength=edges.size)) / c_l.sum()
-    cdf_r = np.cumsum(np.bincount(np.searchsorted(edges, mid_r), weights=c_r, minlength=edges.size)) / c_r.sum()
-    w1 = float(np.sum(np.abs(cdf_l - cdf_r)[:-1] * np.diff(edges)))
-    p = c_r / c_r.sum()
-    sd = math.sqrt(max(float(np.sum(p * mid_r**2) - np.sum(p * mid_r) ** 2), 0.0))
-    return w1 / sd if sd > 0 else (0.0 if w1 == 0 else math.inf)
-
-
-def _midpoints(lower, upper, h: histogram.ExpHistogram):
-    """Bucket midpoints, clipped to the histogram's min and max (the top bucket's bound may be inf)."""
-    mid = (np.clip(lower, h.min, h.max) + np.clip(upper, h.min, h.max)) / 2
-    return mid
 
 
 class DriftDetector(Detector):
@@ -136,11 +114,8 @@ class DriftDetector(Detector):
         threshold = self.config.log_threshold
         if model_log < threshold:
             return [self._model_finding(window, model_log, threshold, False, None, [])]
-        effects = {
-            name: normalized_wasserstein(histogram.merge_all(parts), self._features[name].reference)
-            for name, parts in self._since_zero.items()
-            if parts
-        }
+        since_change = {name: histogram.merge_all(parts) for name, parts in self._since_zero.items() if parts}
+        effects = {name: wasserstein_sd(h, self._features[name].reference) for name, h in since_change.items()}
         ranked = sorted(log_values, key=log_values.get, reverse=True)
         confirmed = [f for f in ranked if log_values[f] >= threshold + math.log(n)]
         named = confirmed or ranked[:3]
@@ -161,7 +136,11 @@ class DriftDetector(Detector):
                     effect="wasserstein/sd",
                     effect_size=effects.get(name),
                     severity=_severity(effects.get(name) or 0.0),
-                    details=self._features[name].components(),
+                    details={
+                        **self._features[name].components(),
+                        **(all_distances(since_change[name], self._features[name].reference)
+                           if name in since_change else {}),
+                    },
                 )
             )
         self.reset()
