@@ -241,3 +241,16 @@ def test_integrity_outputs_moving_while_inputs_stay_point_at_the_model():
 
     assert "integrity" in run(0.0, 1)  # a swapped model: same inputs, different confidence
     assert "integrity" not in run(1.0, 2) and "drift" in run(1.0, 2)  # the world changed: plain drift
+
+
+def test_label_mix_false_alarms_and_a_flip():
+    alarms, found = 0, 0
+    for seed in range(6):
+        rng = np.random.default_rng(500 + seed)
+        detector = REGISTRY["category drift"](config=SequentialConfig(false_alarm_days=100 * 60 / 86400))
+        for t in range(230):
+            w = synthetic.window(t, labels=rng.choice(["ok", "fraud"], size=300, p=[0.95, 0.05]))
+            alarms += any(f.alarm for f in detector.update(w, None))
+        flipped = (synthetic.window(t, labels=rng.choice(["ok", "fraud"], size=300, p=[0.85, 0.15])) for t in range(5))
+        found += run_rate(detector, flipped) is not None
+    assert alarms <= 6 * 200 / 100 and found == 6

@@ -5,7 +5,9 @@ Each model version gets its own detector instances; their state travels in the a
 - input drift (feature histograms) and output drift (confidence histogram) against the pinned reference;
 - error rate, low confidence, accuracy from late ground truth, latency and availability against the version's own
   baseline period; the "mean confidence below X for N minutes" rule;
-- integrity, derived from the two drift detectors: the outputs moved (output drift alarmed) while the inputs did not
+- label mix and categorical-feature drift against the version's baseline period;
+- integrity, derived from the drift detectors: the outputs moved (output drift or label mix alarmed) while the inputs
+  did not
   (input drift's statistic stays below half its threshold) -- the signature of a swapped, corrupted or poisoned
   model rather than of a changing world.
 
@@ -21,6 +23,7 @@ from .. import semconv
 from .detectors import (
     AccuracyDetector,
     AvailabilityDetector,
+    CategoryDriftDetector,
     ConfidenceRule,
     DriftConfig,
     DriftDetector,
@@ -35,7 +38,7 @@ from .references import Reference
 from .windows import ClosedWindow
 
 MAX_ALARMS = 1000
-INPUT_DRIFT, OUTPUT_DRIFT = "input drift", "output drift"
+INPUT_DRIFT, OUTPUT_DRIFT, LABEL_MIX = "input drift", "output drift", "label mix"
 
 
 class Detection:
@@ -55,6 +58,8 @@ class Detection:
             found = self._detectors[(model, version)] = {
                 INPUT_DRIFT: DriftDetector(DriftConfig(**drift)),
                 OUTPUT_DRIFT: DriftDetector(DriftConfig(metric=semconv.METRIC_CONFIDENCE, **drift)),
+                LABEL_MIX: CategoryDriftDetector(source="labels", config=sequential),
+                "category drift": CategoryDriftDetector(source="features", config=sequential),
                 "error rate": ErrorRateDetector(sequential),
                 "low confidence": LowConfidenceDetector(sequential),
                 "accuracy": AccuracyDetector(sequential),
@@ -83,8 +88,9 @@ class Detection:
 
     @staticmethod
     def _integrity(window, latest, findings) -> Finding | None:
-        output = next((f for f in findings if f.alarm and f.feature is None and f.details.get("metric")
-                       == semconv.METRIC_CONFIDENCE), None)
+        output = next((f for f in findings if f.alarm and (
+            (f.feature is None and f.details.get("metric") == semconv.METRIC_CONFIDENCE)
+            or f.details.get("source") == "labels")), None)
         inputs = latest.get(INPUT_DRIFT)
         if output is None or inputs is None or inputs.value >= inputs.threshold / 2:
             return None

@@ -5,6 +5,7 @@ Every detector is registered here by name; ``tests/test_detectors.py`` runs each
 
 from .availability import AvailabilityDetector
 from .base import Detector, Finding
+from .categories import CategoryDriftDetector
 from .degradation import (
     AccuracyDetector,
     ConfidenceRule,
@@ -20,6 +21,7 @@ REGISTRY = {
     cls.name: cls
     for cls in (
         DriftDetector,
+        CategoryDriftDetector,
         ErrorRateDetector,
         LowConfidenceDetector,
         AccuracyDetector,
@@ -33,6 +35,7 @@ __all__ = [
     "REGISTRY",
     "AccuracyDetector",
     "AvailabilityDetector",
+    "CategoryDriftDetector",
     "ConfidenceRule",
     "ErrorRateDetector",
     "LatencyDetector",

@@ -106,6 +106,18 @@ class _Tables:
         return (below + mass / 2) / self.m, counts.astype(np.float64)
 
 
+def multinomial_increment(counts, p0, seen, decay, radius):
+    """Log factors of the multinomial likelihood ratio of ``counts`` against ``p0``, one per memory, each against a
+    predictable estimate (``seen``: exponentially weighted past counts, one row per memory; a prior of the window's
+    own size on ``p0``), divided by its worst case over the chi-square ball of ``radius`` around ``p0``. Returns the
+    log factors and the updated ``seen`` (updated after use, so the estimate never sees the counts it bets on)."""
+    n = counts.sum()
+    predicted = (n * p0[None, :] + seen) / (n + seen.sum(axis=1, keepdims=True))
+    chi = np.sqrt(((predicted - p0) ** 2 / p0).sum(axis=1))
+    increment = (counts * np.log(predicted / p0)).sum(axis=1) - n * np.log1p(radius * chi)
+    return increment, decay[:, None] * seen + counts
+
+
 def log_sum_exp(values) -> float:
     """log(sum(exp(values))) without overflow (scipy's logsumexp costs 50x more on small arrays)."""
     values = np.asarray(values, dtype=np.float64)
@@ -149,15 +161,11 @@ class FeatureEDetector:
             return self.log_value()
         live, t = self._layout(live)
         u, c = t.scores(live)
-        n = c.sum()
         score = np.where(t.score_of[None, :] == 0, u[:, None], np.abs(2 * u - 1)[:, None])
         inc_scores = c @ np.log1p(t.lam[None, :] * (score - t.mref[None, :]))
         groups = np.minimum((u * self.config.groups).astype(np.int64), self.config.groups - 1)
         live_groups = np.bincount(groups, weights=c, minlength=self.config.groups)
-        predicted = (n * t.p0c[None, :] + self._seen) / (n + self._seen.sum(axis=1, keepdims=True))
-        chi = np.sqrt(((predicted - t.p0c) ** 2 / t.p0c).sum(axis=1))
-        inc_omnibus = (live_groups * np.log(predicted / t.p0c)).sum(axis=1) - n * np.log1p(t.radius * chi)
-        self._seen = self._decay[:, None] * self._seen + live_groups  # after use: the estimate is predictable
+        inc_omnibus, self._seen = multinomial_increment(live_groups, t.p0c, self._seen, self._decay, t.radius)
         self._w = np.maximum(self._w, 0.0) + np.concatenate([inc_scores, inc_omnibus])
         return self.log_value()
 
