@@ -410,7 +410,11 @@ def align(*histograms: ExpHistogram) -> list[ExpHistogram]:
 def _sparse(offset, counts, by):
     """Non-empty buckets of a dense ``(offset, counts)`` array as sparse pairs, downscaled by ``by`` steps."""
     nonzero = np.flatnonzero(counts)
-    return _combine([((offset + nonzero) >> by, counts[nonzero])]) if by else (offset + nonzero, counts[nonzero])
+    index, values = (offset + nonzero) >> by, counts[nonzero]
+    if by == 0 or index.size == 0:
+        return index, values
+    starts = np.flatnonzero(np.concatenate([[True], index[1:] != index[:-1]]))  # sorted: merge runs
+    return index[starts], np.add.reduceat(values, starts)
 
 
 def _combine(parts):

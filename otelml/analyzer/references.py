@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class Reference:
     rows: int
     created_unix_nano: int = field(default_factory=time.time_ns)
 
-    @property
+    @cached_property
     def hash(self) -> str:
         return content_hash(self.histograms)
 

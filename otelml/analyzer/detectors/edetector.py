@@ -69,6 +69,7 @@ class _Tables:
     """Everything derived from the reference at one layout (scale, zero threshold)."""
 
     def __init__(self, reference: histogram.ExpHistogram, config: EDetectorConfig):
+        self.scale, self.zero_threshold = reference.scale, reference.zero_threshold
         self.keys, counts = histogram.positions(reference)
         self.m = m = float(counts.sum())
         self.below = np.cumsum(counts) - counts
@@ -148,11 +149,17 @@ class FeatureEDetector:
         self._seen = np.zeros((len(self.config.memories), self.config.groups))
 
     def _layout(self, live: histogram.ExpHistogram):
+        """The live histogram and the reference tables at their common layout (tables cached per layout)."""
+        wanted = (min(live.scale, self.reference.scale), max(live.zero_threshold, self.reference.zero_threshold))
+        tables = self._tables.get(wanted)
+        if tables is not None:
+            if (live.scale, live.zero_threshold) != (tables.scale, tables.zero_threshold):
+                live = histogram.rebin(live, tables.scale, tables.zero_threshold)
+            if live.zero_threshold == tables.zero_threshold:
+                return live, tables
         live, reference = histogram.align(live, self.reference)
-        key = (reference.scale, reference.zero_threshold)
-        tables = self._tables.get(key)
-        if tables is None:
-            tables = self._tables[key] = _Tables(reference, self.config)
+        tables = _Tables(reference, self.config)
+        self._tables[wanted] = self._tables[(reference.scale, reference.zero_threshold)] = tables
         return live, tables
 
     def update(self, live: histogram.ExpHistogram) -> float:
