@@ -117,9 +117,11 @@ def quantile(h: ExpHistogram, q: float) -> float:
     return float(lower[at] + min(max(share, 0.0), 1.0) * (upper[at] - lower[at]))
 
 
-def positions(h: ExpHistogram):
+def positions(h: ExpHistogram, downscale_by: int = 0):
     """Non-empty buckets as ``(keys, counts)``: integer keys ascending along the real line (negative buckets, the
-    zero bucket, positive buckets), equal for the same bucket of two histograms at the same layout.
+    zero bucket, positive buckets), equal for the same bucket of two histograms at the same layout. With
+    ``downscale_by``, keys are those of the same buckets ``downscale_by`` scale steps coarser (then several buckets
+    may share a key; the order stays ascending).
 
     Example:
         >>> import numpy as np
@@ -130,22 +132,26 @@ def positions(h: ExpHistogram):
     neg = np.flatnonzero(h.negative)[::-1]
     pos = np.flatnonzero(h.positive)
     keys = np.concatenate(
-        [-_KEY_SPLIT - (h.negative_offset + neg), [0] if h.zero_count else [], _KEY_SPLIT + h.positive_offset + pos]
+        [
+            -KEY_SPLIT - ((h.negative_offset + neg) >> downscale_by),
+            [0] if h.zero_count else [],
+            KEY_SPLIT + ((h.positive_offset + pos) >> downscale_by),
+        ]
     )
     counts = np.concatenate([h.negative[neg], [h.zero_count] if h.zero_count else [], h.positive[pos]])
     return keys.astype(np.int64), counts.astype(np.int64)
 
 
-_KEY_SPLIT = 2**40  # keeps negative-bucket keys below zero and positive-bucket keys above it
+KEY_SPLIT = 2**40  # keeps negative-bucket keys below zero and positive-bucket keys above it
 
 
 def key_bounds(keys, scale: int, zero_threshold: float):
     """``(lower, upper)`` bounds of the buckets that :func:`positions` keys name, at a layout."""
     keys = np.asarray(keys, dtype=np.int64)
     lower, upper = np.empty(keys.size), np.empty(keys.size)
-    pos, neg = keys >= _KEY_SPLIT // 2, keys <= -_KEY_SPLIT // 2
+    pos, neg = keys >= KEY_SPLIT // 2, keys <= -KEY_SPLIT // 2
     zero = ~(pos | neg)
-    index_pos, index_neg = keys[pos] - _KEY_SPLIT, -keys[neg] - _KEY_SPLIT
+    index_pos, index_neg = keys[pos] - KEY_SPLIT, -keys[neg] - KEY_SPLIT
     lower[pos], upper[pos] = _bound(index_pos, scale), _bound(index_pos + 1, scale)
     lower[neg], upper[neg] = -_bound(index_neg + 1, scale), -_bound(index_neg, scale)
     lower[zero], upper[zero] = -zero_threshold, zero_threshold

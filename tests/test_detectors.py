@@ -254,3 +254,29 @@ def test_label_mix_false_alarms_and_a_flip():
         flipped = (synthetic.window(t, labels=rng.choice(["ok", "fraud"], size=300, p=[0.85, 0.15])) for t in range(5))
         found += run_rate(detector, flipped) is not None
     assert alarms <= 6 * 200 / 100 and found == 6
+
+
+def test_scoring_many_features_together_equals_scoring_each_at_the_common_layout():
+    """The batched fast path (shift live buckets to the reference's scale, fold into its zero bucket) must give the
+    same evidence as rebinning both histograms to their common layout, including references with a zero threshold."""
+    from otelml.analyzer.detectors.edetector import FeatureBank
+
+    rng = np.random.default_rng(21)
+    references, windows = [], []
+    for f in range(12):
+        ref_values = rng.normal(1000.0 if f % 2 else 0.0, 1.0, 20_000)
+        ref_values[:: 200 if f % 3 else 97] = 1e-6  # stray tiny values: some references fold them into zero
+        references.append(histogram.from_values(ref_values))
+    for _ in range(5):
+        lives = []
+        for f in range(12):
+            live_values = rng.normal(1000.2 if f % 2 else 0.3, 1.0, 150)
+            if f % 4 == 0:
+                live_values[:2] = 5e-4
+            lives.append(histogram.from_values(live_values))
+        windows.append(lives)
+    assert any(r.zero_threshold > 0 for r in references)
+    batched, one_by_one = FeatureBank(references), FeatureBank(references)
+    for lives in windows:
+        np.testing.assert_allclose(batched.update(lives), one_by_one.update(lives, common_layout=True), rtol=1e-4,
+                                   atol=1e-4)

@@ -24,7 +24,7 @@ from ..references import Reference
 from ..windows import ClosedWindow
 from .base import CRITICAL, DRIFT, INFO, WARNING, Detector, Finding
 from .distances import all_distances, wasserstein_sd
-from .edetector import EDetectorConfig, FeatureEDetector, log_sum_exp
+from .edetector import EDetectorConfig, FeatureBank, log_sum_exp
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,14 @@ class DriftDetector(Detector):
 
     def __init__(self, config: DriftConfig = DriftConfig()):
         self.config = config
-        self._features: dict = {}  # name -> FeatureEDetector
+        self._names: list = []  # watched streams, in the bank's order
+        self._bank: FeatureBank | None = None
         self._since_zero: dict = {}  # name -> [live histograms since the statistic was last <= 0]
         self._reference_hash = None
 
     def reset(self) -> None:
-        for detector in self._features.values():
-            detector.reset()
+        if self._bank is not None:
+            self._bank.reset()
         self._since_zero = {}
 
     @classmethod
@@ -76,7 +77,11 @@ class DriftDetector(Detector):
     def _streams(self, histograms: dict) -> dict:
         """Name -> histogram of the streams this detector watches."""
         if self.config.metric == semconv.METRIC_FEATURE_VALUE:
-            return {dict(extra)[semconv.FEATURE_NAME]: h for (m, extra), h in histograms.items() if m == semconv.METRIC_FEATURE_VALUE}
+            return {
+                dict(extra)[semconv.FEATURE_NAME]: h
+                for (m, extra), h in histograms.items()
+                if m == semconv.METRIC_FEATURE_VALUE
+            }
         merged = [h for (m, _), h in histograms.items() if m == self.config.metric]
         return {self.config.metric: histogram.merge_all(merged)} if merged else {}
 
@@ -84,38 +89,39 @@ class DriftDetector(Detector):
         if reference.hash == self._reference_hash:
             return
         self._reference_hash = reference.hash
-        self._features = {
-            name: FeatureEDetector(h, self.config.edetector)
-            for name, h in self._streams(reference.histograms).items()
-            if h.count
-        }
+        streams = {name: h for name, h in self._streams(reference.histograms).items() if h.count}
+        self._names = list(streams)
+        self._bank = FeatureBank(list(streams.values()), self.config.edetector) if streams else None
         self._since_zero = {}
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
         if reference is None:
             return []
         self._prepare(reference)
-        if not self._features:
+        if self._bank is None:
             return []
         live = self._streams(window.histograms)
-        log_values = {}
-        for name, detector in self._features.items():
+        values = self._bank.update([live.get(name) for name in self._names])
+        log_values = dict(zip(self._names, values.tolist()))
+        for name, value in log_values.items():
             h = live.get(name)
-            log_values[name] = detector.update(h) if h is not None else detector.log_value()
-            if h is not None and h.count:
+            if value <= 0:
+                self._since_zero.pop(name, None)
+            elif h is not None and h.count:
                 pending = self._since_zero.setdefault(name, [])
                 pending.append(h)
                 if len(pending) >= 64:
                     pending[:] = [histogram.merge_all(pending)]
-            if log_values[name] <= 0:
-                self._since_zero.pop(name, None)
-        n = len(self._features)
-        model_log = log_sum_exp(list(log_values.values())) - math.log(n)
+        n = len(self._names)
+        model_log = log_sum_exp(values) - math.log(n)
         threshold = self.config.log_threshold
         if model_log < threshold:
             return [self._model_finding(window, model_log, threshold, False, None, [])]
+        index = {name: i for i, name in enumerate(self._names)}
         since_change = {name: histogram.merge_all(parts) for name, parts in self._since_zero.items() if parts}
-        effects = {name: wasserstein_sd(h, self._features[name].reference) for name, h in since_change.items()}
+        effects = {
+            name: wasserstein_sd(h, self._bank.references[index[name]]) for name, h in since_change.items()
+        }
         ranked = sorted(log_values, key=log_values.get, reverse=True)
         confirmed = [f for f in ranked if log_values[f] >= threshold + math.log(n)]
         named = confirmed or ranked[:3]
@@ -124,6 +130,7 @@ class DriftDetector(Detector):
             return [self._model_finding(window, model_log, threshold, False, largest, named)]
         findings = [self._model_finding(window, model_log, threshold, True, largest, named)]
         for name in named:
+            reference_h = self._bank.references[index[name]]
             findings.append(
                 self._finding(
                     window,
@@ -137,9 +144,8 @@ class DriftDetector(Detector):
                     effect_size=effects.get(name),
                     severity=_severity(effects.get(name) or 0.0),
                     details={
-                        **self._features[name].components(),
-                        **(all_distances(since_change[name], self._features[name].reference)
-                           if name in since_change else {}),
+                        **self._bank.components(index[name]),
+                        **(all_distances(since_change[name], reference_h) if name in since_change else {}),
                     },
                 )
             )
@@ -158,7 +164,7 @@ class DriftDetector(Detector):
             effect="wasserstein/sd" if effect is not None else None,
             effect_size=effect,
             severity=_severity(effect or 0.0) if alarm else INFO,
-            details={"metric": self.config.metric, "features": list(named), "watched": len(self._features)},
+            details={"metric": self.config.metric, "features": list(named), "watched": len(self._names)},
         )
 
 

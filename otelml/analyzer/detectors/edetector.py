@@ -97,26 +97,21 @@ class _Tables:
         self.p0c = p0c / p0c.sum()
         self.radius = math.sqrt(stats.chi2.isf(config.alpha_ref, k - 1) / m) + config.w_min
 
-    def scores(self, live: histogram.ExpHistogram):
-        """PIT score and count of every non-empty live bucket (live already at this layout)."""
-        keys, counts = histogram.positions(live)
-        at = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
-        same = self.keys[at] == keys
-        below = np.where(keys <= self.keys[-1], self.below[at], self.m)
-        mass = np.where(same, self.counts[at], 0)
-        return (below + mass / 2) / self.m, counts.astype(np.float64)
-
-
 def multinomial_increment(counts, p0, seen, decay, radius):
     """Log factors of the multinomial likelihood ratio of ``counts`` against ``p0``, one per memory, each against a
     predictable estimate (``seen``: exponentially weighted past counts, one row per memory; a prior of the window's
     own size on ``p0``), divided by its worst case over the chi-square ball of ``radius`` around ``p0``. Returns the
-    log factors and the updated ``seen`` (updated after use, so the estimate never sees the counts it bets on)."""
-    n = counts.sum()
-    predicted = (n * p0[None, :] + seen) / (n + seen.sum(axis=1, keepdims=True))
-    chi = np.sqrt(((predicted - p0) ** 2 / p0).sum(axis=1))
-    increment = (counts * np.log(predicted / p0)).sum(axis=1) - n * np.log1p(radius * chi)
-    return increment, decay[:, None] * seen + counts
+    log factors and the updated ``seen`` (updated after use, so the estimate never sees the counts it bets on).
+    Shapes: ``counts``, ``p0`` (..., K); ``seen`` (..., memories, K); ``radius`` (...); leading dims batch."""
+    counts, p0 = np.asarray(counts, dtype=np.float64), np.asarray(p0, dtype=np.float64)
+    n = counts.sum(axis=-1)[..., None, None]
+    prior = p0[..., None, :]
+    predicted = (n * prior + seen) / (n + seen.sum(axis=-1, keepdims=True))
+    chi = np.sqrt(((predicted - prior) ** 2 / prior).sum(axis=-1))
+    increment = (counts[..., None, :] * np.log(predicted / prior)).sum(axis=-1) - n[..., 0] * np.log1p(
+        np.asarray(radius)[..., None] * chi
+    )
+    return increment, decay[:, None] * seen + counts[..., None, :]
 
 
 def log_sum_exp(values) -> float:
@@ -126,63 +121,174 @@ def log_sum_exp(values) -> float:
     return top + math.log(float(np.exp(values - top).sum())) if math.isfinite(top) else top
 
 
+_GLOBAL = 2**43  # feature index stride in global bucket keys (positions keys lie within +/- 2**42)
+
+
+class _Stack:
+    """Per-feature tables concatenated, so that one window of every feature is scored in a few numpy calls."""
+
+    def __init__(self, tables: list):
+        self.tables = tables
+        sizes = np.array([t.keys.size for t in tables])
+        self.start = np.concatenate([[0], np.cumsum(sizes)])
+        feature = np.repeat(np.arange(len(tables)), sizes)
+        self.keys = feature * _GLOBAL + np.concatenate([t.keys for t in tables])
+        self.below = np.concatenate([t.below for t in tables]).astype(np.float64)
+        self.counts = np.concatenate([t.counts for t in tables]).astype(np.float64)
+        self.m = np.array([t.m for t in tables])
+        self.lam = np.stack([t.lam for t in tables]).astype(np.float32)
+        self.mref = np.stack([t.mref for t in tables]).astype(np.float32)
+        self.location = tables[0].score_of == 0
+        self.p0c = np.stack([t.p0c for t in tables])
+        self.radius = np.array([t.radius for t in tables])
+
+    def increments(self, feature, keys, counts, groups: int):
+        """Score-component log factors (F, components) and live counts per omnibus group (F, groups) of the live
+        buckets ``keys`` (at each feature's table layout) of features ``feature``, with ``counts``."""
+        global_keys = feature * _GLOBAL + keys
+        at = np.searchsorted(self.keys, global_keys)
+        end = self.start[feature + 1]
+        inside = at < end
+        at_safe = np.minimum(at, self.keys.size - 1)
+        same = inside & (self.keys[at_safe] == global_keys)
+        below = np.where(inside, self.below[at_safe], self.m[feature])
+        mass = np.where(same, self.counts[at_safe], 0.0)
+        u = (below + mass / 2) / self.m[feature]
+        # buckets x components in float32: the sums over a window's buckets lose nothing that matters at ln A
+        score = np.where(self.location[None, :], u[:, None], np.abs(2 * u - 1)[:, None]).astype(np.float32)
+        factors = counts[:, None].astype(np.float32) * np.log1p(self.lam[feature] * (score - self.mref[feature]))
+        n_features = self.m.size
+        inc = np.zeros((n_features, factors.shape[1]))
+        if feature.size:
+            starts = np.flatnonzero(np.concatenate([[True], feature[1:] != feature[:-1]]))
+            inc[feature[starts]] = np.add.reduceat(factors, starts, axis=0, dtype=np.float64)
+        group = np.minimum((u * groups).astype(np.int64), groups - 1)
+        live_groups = np.bincount(feature * groups + group, weights=counts, minlength=n_features * groups)
+        return inc, live_groups.reshape(n_features, groups)
+
+
+class FeatureBank:
+    """The mixture e-detectors of many features at once, each against its own reference histogram.
+
+    ``update`` takes one window's histogram per feature (``None`` for a feature without data) and returns each
+    feature's log statistic. Features whose live histogram is at a finer scale than (or the same layout as) their
+    reference -- the usual case -- are scored together; the rest one by one, at their common layout.
+    """
+
+    def __init__(self, references: list, config: EDetectorConfig = EDetectorConfig()):
+        if not references or any(r.count == 0 for r in references):
+            raise ValueError("every reference histogram must hold data")
+        self.references = list(references)
+        self.config = config
+        self._stack = _Stack([_Tables(r, config) for r in self.references])
+        # Buckets (at the reference's scale) with an index up to this one lie in or straddle the reference's zero
+        # bucket, and count as zero there (as histogram.rebin folds them).
+        self._fold_index = [
+            math.ceil(math.log2(r.zero_threshold) * 2.0**r.scale) - 1 if r.zero_threshold > 0 else None
+            for r in self.references
+        ]
+        self._other_layouts: dict = {}  # (feature, scale, zero threshold) -> single-feature _Stack
+        weights = [0.5 / len(_LOCATION)] * len(_LOCATION) + [0.25 / len(_SCALE)] * len(_SCALE)
+        weights += [0.25 / len(config.memories)] * len(config.memories)
+        self._log_weights = np.log(np.array(weights))
+        self._decay = np.array([1 - 1 / memory for memory in config.memories])
+        self.reset()
+
+    def reset(self, features=None) -> None:
+        """Clear the statistics of all features, or of the given feature indexes."""
+        shape = (len(self.references), self._log_weights.size)
+        seen_shape = (len(self.references), len(self.config.memories), self.config.groups)
+        if features is None:
+            self._w, self._seen = np.zeros(shape), np.zeros(seen_shape)
+        else:
+            self._w[features], self._seen[features] = 0.0, 0.0
+
+    def update(self, live: list, common_layout: bool = False) -> np.ndarray:
+        """Add one window (a histogram or ``None`` per feature); returns every feature's log statistic.
+        ``common_layout`` scores each feature alone after rebinning it and its reference to their common layout:
+        slower, and equal to the batched path (the tests check)."""
+        n_features, groups = len(self.references), self.config.groups
+        parts_feature, parts_keys, parts_counts = [], [], []
+        inc = np.zeros((n_features, self._log_weights.size - len(self.config.memories)))
+        live_groups = np.zeros((n_features, groups))
+        for f, h in enumerate(live):
+            if h is None or h.count == 0:
+                continue
+            ref = self.references[f]
+            if not common_layout and h.zero_threshold <= ref.zero_threshold and h.scale >= ref.scale:
+                keys, counts = histogram.positions(h, h.scale - ref.scale)
+                if self._fold_index[f] is not None:
+                    index = np.abs(keys) - histogram.KEY_SPLIT
+                    keys = np.where((keys != 0) & (index <= self._fold_index[f]), 0, keys)
+                parts_feature.append(np.full(keys.size, f))
+                parts_keys.append(keys)
+                parts_counts.append(counts)
+            else:
+                one_inc, one_groups = self._one(f, h)
+                inc[f], live_groups[f] = one_inc, one_groups
+        if parts_feature:
+            batch_inc, batch_groups = self._stack.increments(
+                np.concatenate(parts_feature), np.concatenate(parts_keys),
+                np.concatenate(parts_counts).astype(np.float64), groups,
+            )
+            inc += batch_inc
+            live_groups += batch_groups
+        present = live_groups.sum(axis=1) > 0
+        if present.any():
+            p0c = self._stack.p0c[present]
+            omnibus, seen = multinomial_increment(
+                live_groups[present], p0c, self._seen[present], self._decay, self._stack.radius[present]
+            )
+            self._seen[present] = seen
+            step = np.concatenate([inc[present], omnibus], axis=1)
+            self._w[present] = np.maximum(self._w[present], 0.0) + step
+        return self.log_values()
+
+    def _one(self, f: int, h: histogram.ExpHistogram):
+        """Score one feature whose live layout is coarser than its reference's: tables at the common layout."""
+        live, reference = histogram.align(h, self.references[f])
+        key = (f, reference.scale, reference.zero_threshold)
+        stack = self._other_layouts.get(key)
+        if stack is None:
+            stack = self._other_layouts[key] = _Stack([_Tables(reference, self.config)])
+        keys, counts = histogram.positions(live)
+        inc, groups = stack.increments(np.zeros(keys.size, dtype=np.int64), keys, counts.astype(np.float64),
+                                       self.config.groups)
+        return inc[0], groups[0]
+
+    def log_values(self) -> np.ndarray:
+        scored = self._w + self._log_weights
+        top = scored.max(axis=1)
+        return top + np.log(np.exp(scored - top[:, None]).sum(axis=1))
+
+    def components(self, f: int) -> dict:
+        """Which alternative carries feature ``f``'s evidence: the largest component's name and log value."""
+        names = [f"location {'+' if s > 0 else '-'}" for s, _ in _LOCATION] + [
+            f"scale {'up' if s > 0 else 'down'}" for s, _ in _SCALE
+        ] + ["omnibus"] * len(self.config.memories)
+        scored = self._w[f] + self._log_weights
+        best = int(np.argmax(scored))
+        return {"component": names[best], "log_value": float(scored[best])}
+
+
 class FeatureEDetector:
-    """The mixture e-detector of one feature against one reference histogram; ``update`` returns its log value."""
+    """The mixture e-detector of one feature (a one-feature :class:`FeatureBank`); ``update`` returns its log value."""
 
     def __init__(self, reference: histogram.ExpHistogram, config: EDetectorConfig = EDetectorConfig()):
         if reference.count == 0:
             raise ValueError("the reference histogram is empty")
         self.reference = reference
-        self.config = config
-        self._tables: dict = {}
-        n_scores = len(_LOCATION) + len(_SCALE)
-        n_memories = len(config.memories)
-        weights = [0.5 / len(_LOCATION)] * len(_LOCATION) + [0.25 / len(_SCALE)] * len(_SCALE)
-        weights += [0.25 / n_memories] * n_memories
-        self._log_weights = np.log(np.array(weights))
-        self._decay = np.array([1 - 1 / memory for memory in config.memories])
-        self._n_scores = n_scores
-        self.reset()
+        self._bank = FeatureBank([reference], config)
 
     def reset(self) -> None:
-        self._w = np.zeros(self._log_weights.size)
-        self._seen = np.zeros((len(self.config.memories), self.config.groups))
-
-    def _layout(self, live: histogram.ExpHistogram):
-        """The live histogram and the reference tables at their common layout (tables cached per layout)."""
-        wanted = (min(live.scale, self.reference.scale), max(live.zero_threshold, self.reference.zero_threshold))
-        tables = self._tables.get(wanted)
-        if tables is not None:
-            if (live.scale, live.zero_threshold) != (tables.scale, tables.zero_threshold):
-                live = histogram.rebin(live, tables.scale, tables.zero_threshold)
-            if live.zero_threshold == tables.zero_threshold:
-                return live, tables
-        live, reference = histogram.align(live, self.reference)
-        tables = _Tables(reference, self.config)
-        self._tables[wanted] = self._tables[(reference.scale, reference.zero_threshold)] = tables
-        return live, tables
+        self._bank.reset()
 
     def update(self, live: histogram.ExpHistogram) -> float:
         """Add one window's histogram; returns the log of the mixture e-detector (alarm at ``ln A``)."""
-        if live.count == 0:
-            return self.log_value()
-        live, t = self._layout(live)
-        u, c = t.scores(live)
-        score = np.where(t.score_of[None, :] == 0, u[:, None], np.abs(2 * u - 1)[:, None])
-        inc_scores = c @ np.log1p(t.lam[None, :] * (score - t.mref[None, :]))
-        groups = np.minimum((u * self.config.groups).astype(np.int64), self.config.groups - 1)
-        live_groups = np.bincount(groups, weights=c, minlength=self.config.groups)
-        inc_omnibus, self._seen = multinomial_increment(live_groups, t.p0c, self._seen, self._decay, t.radius)
-        self._w = np.maximum(self._w, 0.0) + np.concatenate([inc_scores, inc_omnibus])
-        return self.log_value()
+        return float(self._bank.update([live])[0])
 
     def log_value(self) -> float:
-        return log_sum_exp(self._w + self._log_weights)
+        return float(self._bank.log_values()[0])
 
     def components(self) -> dict:
-        """Which alternative carries the evidence: the largest component's name and its log value."""
-        names = [f"location {'+' if s > 0 else '-'}" for s, _ in _LOCATION] + [
-            f"scale {'up' if s > 0 else 'down'}" for s, _ in _SCALE
-        ] + ["omnibus"] * len(self.config.memories)
-        best = int(np.argmax(self._w + self._log_weights))
-        return {"component": names[best], "log_value": float(self._w[best] + self._log_weights[best])}
+        return self._bank.components(0)
