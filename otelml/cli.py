@@ -108,6 +108,7 @@ def _analyzer(args) -> int:
             lateness=args.lateness,
             idle_timeout=args.idle_timeout,
             warmup=args.warmup,
+            false_alarm_days=args.false_alarm_days,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             auth_token=args.auth_token,
@@ -177,6 +178,8 @@ def main(argv=None) -> int:
     analyzer.add_argument("--lateness", type=float, metavar="SECONDS", help="allowed lateness (default 30)")
     analyzer.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="close windows after silence (120)")
     analyzer.add_argument("--warmup", type=int, metavar="N", help="observations per feature for a live reference")
+    analyzer.add_argument("--false-alarm-days", type=float, metavar="DAYS",
+                          help="each detector: at most one false alarm per model per DAYS on average (default 30)")
     analyzer.add_argument("--tls-cert", metavar="FILE")
     analyzer.add_argument("--tls-key", metavar="FILE")
     analyzer.add_argument("--auth-token", metavar="TOKEN", help="bearer token required by every listener")

@@ -30,6 +30,8 @@ class AnalyzerConfig:
     warmup: int = 5000  # observations per feature before a live-traffic reference is pinned
     max_inflight: int = 64  # requests being ingested at once; past it, receivers answer "retry later"
     checkpoint_interval: float = 10.0  # seconds between checkpoints while data flows
+    false_alarm_days: float = 30.0  # each detector: at most one false alarm per model per this many days
+    min_effect: float = 0.05  # drift alarms need at least this W1/sd (or total variation for categories)
     tls_cert: str | None = None
     tls_key: str | None = None
     auth_token: str | None = None  # bearer token required on every listener (also OTELML_AUTH_TOKEN)
@@ -41,8 +43,8 @@ class AnalyzerConfig:
     def __post_init__(self):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both tls_cert and tls_key")
-        if self.warmup < 1 or self.max_inflight < 1 or self.checkpoint_interval <= 0:
-            raise ValueError("warmup and max_inflight must be at least 1, checkpoint_interval positive")
+        if self.warmup < 1 or self.max_inflight < 1 or self.checkpoint_interval <= 0 or self.false_alarm_days <= 0:
+            raise ValueError("warmup and max_inflight must be at least 1; checkpoint_interval, false_alarm_days positive")
         self.state_config()  # validates window, lateness, idle timeout
 
 

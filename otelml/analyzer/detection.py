@@ -46,6 +46,7 @@ class Detection:
         self.window_s = window_s
         self.false_alarm_days = false_alarm_days
         self.min_effect = min_effect
+        self.settings = (window_s, false_alarm_days, min_effect)
         self._detectors: dict = {}  # (model, version) -> {label: Detector}
         self.latest: dict = {}  # (model, version) -> {label: Finding}
         self.alarms: deque = deque(maxlen=MAX_ALARMS)
@@ -58,8 +59,9 @@ class Detection:
             found = self._detectors[(model, version)] = {
                 INPUT_DRIFT: DriftDetector(DriftConfig(**drift)),
                 OUTPUT_DRIFT: DriftDetector(DriftConfig(metric=semconv.METRIC_CONFIDENCE, **drift)),
-                LABEL_MIX: CategoryDriftDetector(source="labels", config=sequential),
-                "category drift": CategoryDriftDetector(source="features", config=sequential),
+                LABEL_MIX: CategoryDriftDetector(source="labels", config=sequential, min_effect=self.min_effect),
+                "category drift": CategoryDriftDetector(source="features", config=sequential,
+                                                        min_effect=self.min_effect),
                 "error rate": ErrorRateDetector(sequential),
                 "low confidence": LowConfidenceDetector(sequential),
                 "accuracy": AccuracyDetector(sequential),

@@ -57,8 +57,9 @@ class Analyzer:
             self.state = State(self.config.state_config())
         if self.warmup is None or self.warmup.observations != self.config.warmup:
             self.warmup = references.Warmup(self.config.warmup)
-        if self.detection is None or self.detection.window_s != self.config.window:
-            self.detection = Detection(self.config.window)
+        settings = (self.config.window, self.config.false_alarm_days, self.config.min_effect)
+        if self.detection is None or self.detection.settings != settings:
+            self.detection = Detection(*settings)
         self._pinned_cache: dict = {}
         self._store_version = self.store.data_version()
         for mv in self.state.models.values():
