@@ -109,6 +109,8 @@ def _analyzer(args) -> int:
             idle_timeout=args.idle_timeout,
             warmup=args.warmup,
             false_alarm_days=args.false_alarm_days,
+            alerts_endpoint=args.alerts_endpoint,
+            alerts_protocol=args.alerts_protocol,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             auth_token=args.auth_token,
@@ -180,6 +182,8 @@ def main(argv=None) -> int:
     analyzer.add_argument("--warmup", type=int, metavar="N", help="observations per feature for a live reference")
     analyzer.add_argument("--false-alarm-days", type=float, metavar="DAYS",
                           help="each detector: at most one false alarm per model per DAYS on average (default 30)")
+    analyzer.add_argument("--alerts-endpoint", metavar="URL", help="OTLP endpoint for alerts (log records)")
+    analyzer.add_argument("--alerts-protocol", choices=["grpc", "http/protobuf"])
     analyzer.add_argument("--tls-cert", metavar="FILE")
     analyzer.add_argument("--tls-key", metavar="FILE")
     analyzer.add_argument("--auth-token", metavar="TOKEN", help="bearer token required by every listener")

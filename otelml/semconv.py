@@ -85,3 +85,23 @@ METRIC_ANALYZER_STORE_TIME = "otelml.analyzer.store.time"
 UNIT_ANALYZER_STORE_TIME = "s"
 METRIC_ANALYZER_MODELS = "otelml.analyzer.models"
 UNIT_ANALYZER_MODELS = "{model}"
+
+# --- Alerts: OTLP log records the analyzer emits ---------------------------------------------------------------------
+EVENT_ALERT = "otelml.alert"  # the LogRecord's event name
+ALERT_ID = "otelml.alert.id"  # stable per incident: a retry never makes a second alert downstream
+ALERT_EVENT_ID = "otelml.alert.event.id"  # stable per record (firing, each update, resolved)
+ALERT_KIND = "otelml.alert.kind"  # drift, performance, adversarial, integrity, availability
+ALERT_STATE = "otelml.alert.state"  # firing, resolved
+ALERT_STATE_FIRING = "firing"
+ALERT_STATE_RESOLVED = "resolved"
+ALERT_DETECTOR = "otelml.alert.detector"
+ALERT_SEVERITY = "otelml.alert.severity"  # info, warning, critical
+ALERT_STATISTIC = "otelml.alert.statistic"
+ALERT_VALUE = "otelml.alert.value"
+ALERT_THRESHOLD = "otelml.alert.threshold"
+ALERT_EFFECT = "otelml.alert.effect"
+ALERT_EFFECT_SIZE = "otelml.alert.effect_size"
+ALERT_FEATURES = "otelml.alert.features"  # string array: the features named
+ALERT_FINDINGS = "otelml.alert.findings"  # how many findings the incident holds so far
+ALERT_WINDOW_START = "otelml.alert.window.start"  # unix nanoseconds
+ALERT_WINDOW_END = "otelml.alert.window.end"

@@ -35,12 +35,15 @@ _SIGNALS = {
 
 
 def attributes(key_values) -> dict:
-    """OTLP ``KeyValue`` list as a dict of plain Python values."""
-    result = {}
-    for kv in key_values:
-        field = kv.value.WhichOneof("value")
-        result[kv.key] = getattr(kv.value, field) if field else None
-    return result
+    """OTLP ``KeyValue`` list as a dict of plain Python values (arrays as lists)."""
+    return {kv.key: _plain(kv.value) for kv in key_values}
+
+
+def _plain(any_value):
+    field = any_value.WhichOneof("value")
+    if field == "array_value":
+        return [_plain(v) for v in any_value.array_value.values]
+    return getattr(any_value, field) if field else None
 
 
 class OTLPSink:

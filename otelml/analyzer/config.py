@@ -32,6 +32,11 @@ class AnalyzerConfig:
     checkpoint_interval: float = 10.0  # seconds between checkpoints while data flows
     false_alarm_days: float = 30.0  # each detector: at most one false alarm per model per this many days
     min_effect: float = 0.05  # drift alarms need at least this W1/sd (or total variation for categories)
+    alerts_endpoint: str | None = None  # OTLP endpoint for alert log records (else OTEL_EXPORTER_OTLP_*_ENDPOINT)
+    alerts_protocol: str | None = None  # grpc or http/protobuf (else OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL)
+    alerts_min_severity: str = "info"  # info, warning, critical
+    alert_resolve_windows: int = 10  # windows without an alarm before an alert resolves
+    alert_update_windows: int = 10  # at most one update record per this many windows of an ongoing alert
     tls_cert: str | None = None
     tls_key: str | None = None
     auth_token: str | None = None  # bearer token required on every listener (also OTELML_AUTH_TOKEN)

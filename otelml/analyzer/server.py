@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 
+from . import outbox
 from .config import AnalyzerConfig
 from .receivers import GrpcReceiver, api_server, http_receiver
 from .service import Analyzer
@@ -34,16 +35,41 @@ class Server:
         self._up = True
         self._ticker.start()
         self.telemetry = start_telemetry(self.analyzer)
+        self.sender = None
+        if self.analyzer.alert_endpoint:
+            self.sender = outbox.Sender(
+                self.analyzer.store, self._alert_exporter, {"service.name": "otelml-analyzer"}
+            ).start()
+        else:
+            logger.warning(
+                "no alert endpoint (--alerts-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT): alerts are logged only"
+            )
         logger.info(
             "otelml analyzer: OTLP/gRPC on port %d, OTLP/HTTP on port %d, status on port %d, state in %s",
-            self.grpc.port, self.http.port, self.api.port, self.config.state_dir,
+            self.grpc.port,
+            self.http.port,
+            self.api.port,
+            self.config.state_dir,
         )
         return self
+
+    def _alert_exporter(self):
+        import os
+
+        protocol = (
+            self.config.alerts_protocol
+            or os.environ.get("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        )
+        return outbox.log_exporter(protocol, self.config.alerts_endpoint, None, None)
 
     def _tick(self) -> None:
         while not self._stop.wait(1.0):
             try:
                 self.analyzer.tick()
+                if self.sender is not None and self.analyzer.alerts_queued:
+                    self.analyzer.alerts_queued = False
+                    self.sender.notify()
             except Exception:
                 logger.exception("analyzer tick failed")
 
@@ -57,6 +83,8 @@ class Server:
         self.grpc.stop()
         self.http.stop()
         self.api.stop()
+        if self.sender is not None:
+            self.sender.stop()
         if self.telemetry is not None:
             self.telemetry.shutdown()
         self.analyzer.close()

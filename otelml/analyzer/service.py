@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 
-from . import references
+from . import outbox, references
+from .alerts import AlertBook
 from .config import AnalyzerConfig
 from .decode import decode_metrics, decode_traces
 from .detection import Detection, as_dict
@@ -24,6 +25,13 @@ logger = logging.getLogger("otelml.analyzer")
 
 _DECODERS = {"metrics": decode_metrics, "traces": decode_traces}
 _REPORT_REJECTIONS_EVERY_S = 60.0
+
+
+def _resettled(book: AlertBook, settings) -> AlertBook:
+    """The open alerts of ``book`` under new settings."""
+    fresh = AlertBook(*settings)
+    fresh.open = book.open
+    return fresh
 
 
 class Overloaded(RuntimeError):
@@ -42,6 +50,7 @@ class Analyzer:
         self._journal_position = 0
         self._last_checkpoint = time.monotonic()
         self.overloaded = 0
+        self.alerts_queued = False
         self._rejected_unreported = 0
         self._rejections_reported = -_REPORT_REJECTIONS_EVERY_S
         self.ready = False
@@ -52,7 +61,7 @@ class Analyzer:
         saved, upto = self.store.load_checkpoint()
         if saved is not None and saved[0].config != self.config.state_config():
             logger.warning("state settings changed since the last checkpoint; open windows are kept as they were")
-        self.state, self.warmup, self.detection = saved if saved is not None else (None, None, None)
+        self.state, self.warmup, self.detection, self.alerts = saved if saved is not None else (None,) * 4
         if self.state is None:
             self.state = State(self.config.state_config())
         if self.warmup is None or self.warmup.observations != self.config.warmup:
@@ -60,6 +69,17 @@ class Analyzer:
         settings = (self.config.window, self.config.false_alarm_days, self.config.min_effect)
         if self.detection is None or self.detection.settings != settings:
             self.detection = Detection(*settings)
+        alert_settings = (
+            self.config.alert_resolve_windows,
+            self.config.alert_update_windows,
+            self.config.alerts_min_severity,
+        )
+        if (
+            self.alerts is None
+            or (self.alerts.resolve_windows, self.alerts.update_windows, self.alerts.min_severity) != alert_settings
+        ):
+            self.alerts = AlertBook(*alert_settings) if self.alerts is None else _resettled(self.alerts, alert_settings)
+        self.alert_endpoint = outbox.configured_endpoint(self.config.alerts_endpoint)
         self._pinned_cache: dict = {}
         self._store_version = self.store.data_version()
         for mv in self.state.models.values():
@@ -78,7 +98,9 @@ class Analyzer:
             replayed += 1
         self.checkpoint()
         self.ready = True
-        logger.info("analyzer state restored: %d model versions, %d requests replayed", len(self.state.models), replayed)
+        logger.info(
+            "analyzer state restored: %d model versions, %d requests replayed", len(self.state.models), replayed
+        )
 
     # --- ingest ---------------------------------------------------------------------------------------------------
     def ingest(self, signal: str, content_type: str, payload: bytes, decoded: Decoded) -> Applied:
@@ -93,8 +115,11 @@ class Analyzer:
         self._rejected_unreported += applied.rejected
         now = time.monotonic()
         if now - self._rejections_reported >= _REPORT_REJECTIONS_EVERY_S:
-            logger.warning("rejected %d data points since the last report; latest reasons: %s",
-                           self._rejected_unreported, "; ".join(applied.errors[:3]))
+            logger.warning(
+                "rejected %d data points since the last report; latest reasons: %s",
+                self._rejected_unreported,
+                "; ".join(applied.errors[:3]),
+            )
             self._rejected_unreported, self._rejections_reported = 0, now
 
     def _ingest(self, signal: str, content_type: str, payload: bytes, decoded: Decoded) -> Applied:
@@ -128,14 +153,32 @@ class Analyzer:
                 if learned is not None:
                     self.store.add_reference(learned, PINNED)
                     self._pinned_cache.pop((learned.model, learned.version), None)
-                    logger.info("reference for %s %s learned from live traffic: %s",
-                                learned.model, learned.version, learned.hash)
-            for finding in self.detection.on_window(window, reference):
+                    logger.info(
+                        "reference for %s %s learned from live traffic: %s",
+                        learned.model,
+                        learned.version,
+                        learned.hash,
+                    )
+            findings = self.detection.on_window(window, reference)
+            events = self.alerts.on_window(window.model, window.version, window.end_unix_nano, findings)
+            if events and self.alert_endpoint:
+                self.store.outbox_add([(e.event_id, outbox.encode(e)) for e in events])
+                self.alerts_queued = True
+            for event in events:
+                logger.warning("alert %s: %s", event.state, event.body)
+            for finding in findings:
                 if finding.alarm:
-                    logger.warning("%s alarm: model %s version %s%s, %s %.3g >= %.3g, effect %s",
-                                   finding.kind, finding.model, finding.version,
-                                   f" feature {finding.feature}" if finding.feature else "",
-                                   finding.statistic, finding.value, finding.threshold, finding.effect_size)
+                    logger.warning(
+                        "%s alarm: model %s version %s%s, %s %.3g >= %.3g, effect %s",
+                        finding.kind,
+                        finding.model,
+                        finding.version,
+                        f" feature {finding.feature}" if finding.feature else "",
+                        finding.statistic,
+                        finding.value,
+                        finding.threshold,
+                        finding.effect_size,
+                    )
 
     def _pinned(self, model: str, version: str):
         """The pinned reference, cached until the store changes (the CLI may pin or promote while we run)."""
@@ -162,8 +205,12 @@ class Analyzer:
             self._checkpoint_locked()
 
     def _checkpoint_locked(self) -> None:
-        self.store.checkpoint((self.state, self.warmup, self.detection), self._journal_position, self._unsaved,
-                              self.config.limits.history)
+        self.store.checkpoint(
+            (self.state, self.warmup, self.detection, self.alerts),
+            self._journal_position,
+            self._unsaved,
+            self.config.limits.history,
+        )
         self._unsaved = []
         self._last_checkpoint = time.monotonic()
 
@@ -194,8 +241,12 @@ class Analyzer:
             return {"status": PINNED, "hash": pinned.hash, "source": pinned.source, "rows": pinned.rows}
         with self._lock:
             progress = self.warmup.progress(model, version)
-        return {"status": "warming up", "observations": progress, "needed": self.config.warmup,
-                "candidates": [ref.hash for status, ref in refs if status == CANDIDATE]}
+        return {
+            "status": "warming up",
+            "observations": progress,
+            "needed": self.config.warmup,
+            "candidates": [ref.hash for status, ref in refs if status == CANDIDATE],
+        }
 
     def health(self) -> dict:
         with self._lock:

@@ -7,7 +7,8 @@ What is kept:
   with the journal position it covers; restart = checkpoint + replay of the journal after it;
 - ``windows``: closed windows, the last ``history`` per model version;
 - ``refs``: references per model version and content hash, with status ``pinned`` or ``candidate``;
-- ``events``: actions on references (pinned, promoted), for audit.
+- ``events``: actions on references (pinned, promoted), for audit;
+- ``outbox``: alert records not yet delivered, in order, each with a stable event id.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being killed
 (an operating-system crash may lose the last transactions). Every change is one transaction.
@@ -43,6 +44,8 @@ CREATE TABLE IF NOT EXISTS refs (model TEXT, version TEXT, hash TEXT, status TEX
                                  PRIMARY KEY (model, version, hash));
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER, model TEXT,
                                    version TEXT, action TEXT, detail TEXT);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, created_ns INTEGER,
+                                   payload BLOB);
 """
 
 
@@ -217,6 +220,41 @@ class Store:
     def events(self) -> list[tuple]:
         with self._lock:
             return self._db.execute("SELECT time_ns, model, version, action, detail FROM events ORDER BY id").fetchall()
+
+    # --- alert outbox ---------------------------------------------------------------------------------------------
+    def outbox_add(self, records: list[tuple[str, bytes]]) -> int:
+        """Queue ``(event id, payload)`` records; ids already queued or delivered-and-remembered are ignored."""
+
+        def write(db):
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (event_id, created_ns, payload) VALUES (?, ?, ?)",
+                [(event_id, time.time_ns(), payload) for event_id, payload in records],
+            )
+            return db.total_changes - before
+
+        return self._run(write) if records else 0
+
+    def outbox_head(self, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest waiting records: ``(sequence, payload)``."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT seq, payload FROM outbox WHERE payload IS NOT NULL ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+
+    def outbox_remove(self, through: int) -> None:
+        """Mark records up to ``through`` delivered: their payload goes, their event id stays (so a replay of the
+        same event is still recognised) for a bounded number of records."""
+
+        def write(db):
+            db.execute("UPDATE outbox SET payload = NULL WHERE seq <= ?", (through,))
+            db.execute("DELETE FROM outbox WHERE payload IS NULL AND seq <= ? - 100000", (through,))
+
+        self._run(write)
+
+    def outbox_waiting(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE payload IS NOT NULL").fetchone()[0]
 
     def data_version(self) -> int:
         """Changes when another connection (the CLI) writes to the store."""

@@ -41,7 +41,7 @@ class Finding:
     effect: str | None = None  # name of the effect size, e.g. "wasserstein/sd"
     effect_size: float | None = None
     severity: str = INFO
-    trace_ids: tuple = ()
+    trace_ids: tuple = ()  # example calls: (trace id, span id) hex pairs from the window's exemplars
     details: dict = field(default_factory=dict)
 
 
@@ -73,7 +73,7 @@ class Detector:
         raise NotImplementedError
 
     def _finding(self, window: ClosedWindow, **fields) -> Finding:
-        trace_ids = tuple(e.trace_id for e in window.exemplars if e.trace_id)[:3]
+        trace_ids = tuple((e.trace_id, e.span_id) for e in window.exemplars if e.trace_id)[:3]
         return Finding(
             kind=self.kind,
             detector=self.name,

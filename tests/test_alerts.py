@@ -1,0 +1,189 @@
+"""Alerts: one per incident, firing then resolved, as OTLP log records through the real exporters, never lost."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otelml
+from otelml import semconv
+from otelml.analyzer.alerts import AlertBook
+from otelml.analyzer.config import AnalyzerConfig
+from otelml.analyzer.detectors import Finding
+from otelml.analyzer.server import Server
+from otelml.testing import OTLPSink, attributes
+
+
+def finding(feature, window, alarm=True, severity="critical", value=20.0):
+    return Finding(
+        kind="drift", detector="drift", model="m", version="1", feature=feature, statistic="log e-value",
+        value=value, threshold=10.0, alarm=alarm, window_start_unix_nano=window * 60, window_end_unix_nano=window * 60
+        + 60, effect="wasserstein/sd", effect_size=0.4, severity=severity, trace_ids=(("ab" * 16, "cd" * 8),),
+        details={"metric": semconv.METRIC_FEATURE_VALUE},
+    )
+
+
+def test_an_incident_on_twenty_features_is_one_alert_that_fires_updates_and_resolves():
+    book = AlertBook(resolve_windows=3, update_windows=4)
+    events = book.on_window("m", "1", 60, [finding(None, 0)] + [finding(f"x{i}", 0) for i in range(20)])
+    [fired] = events
+    assert fired.state == "firing" and fired.attributes[semconv.ALERT_FINDINGS] == 21
+    assert len(fired.attributes[semconv.ALERT_FEATURES]) == 20 and fired.trace_id == "ab" * 16
+    assert fired.severity_text == "ERROR" and fired.severity_number == 17
+    updates = [e for w in range(1, 9) for e in book.on_window("m", "1", w * 60 + 60, [finding(None, w)])]
+    assert [e.state for e in updates] == ["firing", "firing"]  # at most one update per 4 windows
+    assert len({e.alert_id for e in updates + [fired]}) == 1 and len({e.event_id for e in updates + [fired]}) == 3
+    quiet = [e for w in range(9, 13) for e in book.on_window("m", "1", w * 60 + 60, [finding(None, w, alarm=False)])]
+    assert [e.state for e in quiet] == ["resolved"] and quiet[0].severity_text == "INFO"
+    again = book.on_window("m", "1", 14 * 60, [finding(None, 13)])
+    assert again[0].state == "firing" and again[0].alert_id != fired.alert_id  # a new incident
+
+
+def test_alert_ids_are_stable_when_the_same_windows_are_replayed():
+    def run():
+        book = AlertBook()
+        return [e.event_id for w in range(3) for e in book.on_window("m", "1", w * 60 + 60, [finding(None, w)])]
+
+    assert run() == run()
+
+
+def test_severity_filter():
+    book = AlertBook(min_severity="critical")
+    assert book.on_window("m", "1", 60, [finding(None, 0, severity="warning")]) == []
+    assert len(book.on_window("m", "1", 60, [finding(None, 0, severity="critical")])) == 1
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_reference(state_dir, tmp_path, model="churn"):
+    data = tmp_path / "train.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(50_000, 3)))
+    subprocess.run([sys.executable, "-m", "otelml.cli", "reference", "build", "--model", model, "--version", "1",
+                    "--state-dir", state_dir, str(data)], check=True, capture_output=True)
+
+
+def send_drift_then_calm(analyzer_http_port, tracer_provider, drift_windows=3, calm_windows=6):
+    otelml.configure(endpoint=f"http://127.0.0.1:{analyzer_http_port}", tracer_provider=tracer_provider,
+                     export_interval_s=3600)
+    rng = np.random.default_rng(4)
+    predict = otelml.monitor(model="churn", version="1")(lambda x: np.tile([0.3, 0.7], (len(x), 1)))
+    try:
+        for second in range(1 + drift_windows + calm_windows):
+            x = rng.normal(size=(300, 3))
+            if 1 <= second <= drift_windows:
+                x[:, 2] += 1.5
+            predict(x)
+            assert otelml.force_flush()
+            time.sleep(1.02)
+        predict(rng.normal(size=(1, 3)))
+        assert otelml.force_flush()
+    finally:
+        otelml.shutdown()
+
+
+def alert_records(sink):
+    records = []
+    for request in sink.requests["logs"]:
+        for rl in request.resource_logs:
+            for sl in rl.scope_logs:
+                records.extend(sl.log_records)
+    return [r for r in records if r.event_name == semconv.EVENT_ALERT]
+
+
+def test_sdk_to_analyzer_to_an_otlp_log_backend_firing_then_resolved(tmp_path, sink):
+    state_dir = str(tmp_path / "state")
+    build_reference(state_dir, tmp_path)
+    server = Server(AnalyzerConfig(otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0",
+                                   state_dir=state_dir, window=1, lateness=0, alert_resolve_windows=3,
+                                   alerts_endpoint=sink.grpc_endpoint, alerts_protocol="grpc")).start()
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    try:
+        send_drift_then_calm(server.http.port, provider)
+        ok = sink.wait_for(lambda: any(
+            attributes(r.attributes)[semconv.ALERT_STATE] == "resolved" for r in alert_records(sink)), 30)
+        assert ok, (sink.transports, len(sink.requests["logs"]), server.sender.delivered, server.sender.failures,
+                    server.analyzer.store.outbox_waiting())
+    finally:
+        server.stop()
+    records = [r for r in alert_records(sink) if attributes(r.attributes)[semconv.ALERT_DETECTOR] == "drift"]
+    states = [attributes(r.attributes)[semconv.ALERT_STATE] for r in records]
+    assert states[0] == "firing" and states[-1] == "resolved" and states.count("resolved") == 1
+    assert len({attributes(r.attributes)[semconv.ALERT_ID] for r in records}) == 1  # one alert per incident
+    fired = records[0]
+    attrs = attributes(fired.attributes)
+    assert fired.severity_number >= 13 and fired.severity_text in ("WARN", "ERROR")
+    assert attrs[semconv.MODEL_NAME] == "churn" and attrs[semconv.ALERT_KIND] == "drift"
+    assert attrs[semconv.ALERT_FEATURES] == ["x2"] and "x2" in fired.body.string_value
+    assert attrs[semconv.ALERT_VALUE] >= attrs[semconv.ALERT_THRESHOLD] and attrs[semconv.ALERT_EFFECT_SIZE] > 0.5
+    assert attrs[semconv.ALERT_WINDOW_START] < attrs[semconv.ALERT_WINDOW_END]
+    assert "drift alert" in fired.body.string_value
+    real_traces = {f"{s.context.trace_id:032x}" for s in spans.get_finished_spans()}
+    assert fired.trace_id.hex() in real_traces and len(fired.span_id) == 8
+
+
+def wait_ready(port, proc):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(proc.stdout.read() if proc.poll() is not None else "analyzer not ready")
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["backend down", "backend down and kill -9"])
+def test_alerts_wait_in_the_outbox_and_arrive_once_in_order(tmp_path, kill):
+    state_dir = str(tmp_path / "state")
+    build_reference(state_dir, tmp_path)
+    ports = [free_port() for _ in range(4)]  # grpc, http, status, the alert backend (down at first)
+
+    def launch():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "otelml.cli", "analyzer", "--otlp-grpc", f"127.0.0.1:{ports[0]}",
+             "--otlp-http", f"127.0.0.1:{ports[1]}", "--http", f"127.0.0.1:{ports[2]}", "--state-dir", state_dir,
+             "--window", "1", "--lateness", "0", "--alerts-endpoint", f"http://127.0.0.1:{ports[3]}",
+             "--alerts-protocol", "http/protobuf"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, OTEL_EXPORTER_OTLP_TIMEOUT="1"),
+        )
+        wait_ready(ports[2], proc)
+        return proc
+
+    proc = launch()
+    try:
+        send_drift_then_calm(ports[1], None, calm_windows=1)
+        time.sleep(1.5)  # the analyzer has tried and failed to deliver
+        if kill:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        with OTLPSink(http_port=ports[3]) as sink:
+            if kill:
+                proc = launch()
+            assert sink.wait_for(lambda: len(alert_records(sink)) >= 1, 40)
+            time.sleep(2)  # anything else queued arrives too
+            records = alert_records(sink)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    event_ids = [attributes(r.attributes)[semconv.ALERT_EVENT_ID] for r in records]
+    assert len(event_ids) == len(set(event_ids))  # nothing twice
+    assert any(attributes(r.attributes)[semconv.ALERT_KIND] == "drift" for r in records)
+    times = [r.time_unix_nano for r in records]
+    assert times == sorted(times)  # in order
