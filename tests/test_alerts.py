@@ -187,3 +187,39 @@ def test_alerts_wait_in_the_outbox_and_arrive_once_in_order(tmp_path, kill):
     assert any(attributes(r.attributes)[semconv.ALERT_KIND] == "drift" for r in records)
     times = [r.time_unix_nano for r in records]
     assert times == sorted(times)  # in order
+
+
+def test_ocsf_detection_finding_field_by_field():
+    import json
+
+    from opentelemetry.proto.logs.v1 import logs_pb2
+
+    from otelml.analyzer import ocsf, outbox
+
+    book = AlertBook(resolve_windows=1, update_windows=1)
+    fired = book.on_window("m", "1", 120 * 10**9, [finding(None, 1), finding("x3", 1)])[0]
+    update = book.on_window("m", "1", 180 * 10**9, [finding(None, 2)])[0]
+    resolved = book.on_window("m", "1", 240 * 10**9, [finding(None, 3, alarm=False)])[0]
+    first, second, last = (ocsf.detection_finding(e) for e in (fired, update, resolved))
+    assert (first["class_uid"], first["category_uid"], first["class_name"]) == (2004, 2, "Detection Finding")
+    assert [e["activity_id"] for e in (first, second, last)] == [1, 2, 3]
+    assert [e["type_uid"] for e in (first, second, last)] == [200401, 200402, 200403]
+    assert [e["status_id"] for e in (first, second, last)] == [1, 2, 4]
+    assert [e["is_alert"] for e in (first, second, last)] == [True, True, False]
+    assert (first["severity_id"], first["severity"]) == (5, "Critical") and last["severity_id"] == 1
+    assert first["time"] == 120_000 and first["start_time"] == 60 * 60 // 10**6 and first["end_time"] == 120_000
+    info = first["finding_info"]
+    assert info["uid"] == fired.alert_id == last["finding_info"]["uid"] and info["types"] == ["drift"]
+    assert info["analytic"] == {"uid": "drift", "name": "drift", "type_id": 3, "type": "Statistical"}
+    [analysis] = first["anomaly_analyses"]
+    assert analysis["analysis_target"] == {"name": "m 1", "type": "Machine Learning Model"}
+    [anomaly] = analysis["anomalies"]
+    assert anomaly["observed_attribute"] == "x3" and anomaly["observation_type"] == "Distribution Analysis"
+    assert "log e-value = 20" in anomaly["observations"][0]["value"] and "wasserstein/sd = 0.4" in \
+        anomaly["observations"][0]["value"]
+    assert "threshold 10" in analysis["baselines"][0]["observations"][0]["value"]
+    assert first["resources"] == [{"name": "m", "type": "Machine Learning Model", "version": "1"}]
+    assert first["metadata"]["product"]["name"] == "otelml" and first["metadata"]["uid"] == fired.event_id
+    assert first["unmapped"][semconv.ALERT_ID] == fired.alert_id
+    record = logs_pb2.LogRecord.FromString(outbox.encode(fired, "ocsf"))
+    assert json.loads(record.body.string_value) == first and record.event_name == semconv.EVENT_ALERT

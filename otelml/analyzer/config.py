@@ -35,6 +35,7 @@ class AnalyzerConfig:
     alerts_endpoint: str | None = None  # OTLP endpoint for alert log records (else OTEL_EXPORTER_OTLP_*_ENDPOINT)
     alerts_protocol: str | None = None  # grpc or http/protobuf (else OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL)
     alerts_min_severity: str = "info"  # info, warning, critical
+    alerts_format: str = "text"  # the log body: "text" (a sentence) or "ocsf" (an OCSF Detection Finding, JSON)
     alert_resolve_windows: int = 10  # windows without an alarm before an alert resolves
     alert_update_windows: int = 10  # at most one update record per this many windows of an ongoing alert
     tls_cert: str | None = None
@@ -50,6 +51,8 @@ class AnalyzerConfig:
             raise ValueError("TLS needs both tls_cert and tls_key")
         if self.warmup < 1 or self.max_inflight < 1 or self.checkpoint_interval <= 0 or self.false_alarm_days <= 0:
             raise ValueError("warmup and max_inflight must be at least 1; checkpoint_interval, false_alarm_days positive")
+        if self.alerts_format not in ("text", "ocsf"):
+            raise ValueError(f"alerts_format must be 'text' or 'ocsf', got {self.alerts_format!r}")
         self.state_config()  # validates window, lateness, idle timeout
 
 

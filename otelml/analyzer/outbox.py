@@ -14,6 +14,7 @@ records keep their event name, which the SDK's log record type does not carry in
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -28,6 +29,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from .. import semconv
 from .._encode import any_value, key_values
 from .._version import __version__
+from . import ocsf
 from .alerts import AlertEvent
 
 logger = logging.getLogger("otelml.analyzer")
@@ -75,14 +77,16 @@ def log_exporter(protocol: str, endpoint: str | None, headers: dict | None, time
     raise ValueError(f"unsupported OTLP protocol {protocol!r}; use 'grpc' or 'http/protobuf'")
 
 
-def encode(event: AlertEvent) -> bytes:
-    """One alert event as a serialized OTLP ``LogRecord``."""
+def encode(event: AlertEvent, body_format: str = "text") -> bytes:
+    """One alert event as a serialized OTLP ``LogRecord``; ``body_format`` "ocsf" puts the OCSF Detection
+    Finding (JSON) in the body instead of the sentence."""
+    body = json.dumps(ocsf.detection_finding(event)) if body_format == "ocsf" else event.body
     record = logs_pb2.LogRecord(
         time_unix_nano=event.time_unix_nano,
         observed_time_unix_nano=event.time_unix_nano,
         severity_number=event.severity_number,
         severity_text=event.severity_text,
-        body=any_value(event.body),
+        body=any_value(body),
         attributes=key_values(event.attributes),
         event_name=semconv.EVENT_ALERT,
     )

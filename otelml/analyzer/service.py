@@ -162,7 +162,7 @@ class Analyzer:
             findings = self.detection.on_window(window, reference)
             events = self.alerts.on_window(window.model, window.version, window.end_unix_nano, findings)
             if events and self.alert_endpoint:
-                self.store.outbox_add([(e.event_id, outbox.encode(e)) for e in events])
+                self.store.outbox_add([(e.event_id, outbox.encode(e, self.config.alerts_format)) for e in events])
                 self.alerts_queued = True
             for event in events:
                 logger.warning("alert %s: %s", event.state, event.body)
