@@ -8,7 +8,7 @@
   optionally gzip. Answers: 200 with the export response (partial success when points were rejected), 400 with a
   ``google.rpc.Status`` for undecodable bodies, 413 past 64 MiB after decompression, 415 for other content types,
   503 with ``Retry-After`` when overloaded, 401 without the bearer token. Responses use the request's encoding.
-- Status API on ``--http``: ``GET /healthz`` (alive), ``GET /readyz`` (state loaded, receivers up),
+- Status page and API on ``--http``: ``GET /`` (the status page, HTML), ``GET /healthz`` (alive), ``GET /readyz`` (state loaded, receivers up),
   ``GET /api/models``, ``GET /api/health``, ``GET /api/alarms``. ``/api/*`` needs the bearer token when one is
   set.
 
@@ -32,6 +32,7 @@ from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
+from . import status_page
 from .decode import DecodeError, decode_metrics, decode_traces
 from .service import Analyzer, Overloaded
 
@@ -296,8 +297,17 @@ def api_server(analyzer: Analyzer, address: str, receivers_up) -> _Thread:
             self.set_header("Content-Type", JSON)
             self.finish(json.dumps(self.read(), default=str))
 
+    class Page(tornado.web.RequestHandler):
+        def get(self):
+            if not _token_ok(token, self.request.headers.get("Authorization")):
+                self.set_status(401)
+                return self.finish("missing or wrong bearer token")
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(status_page.render(analyzer.page_data()))
+
     app = tornado.web.Application(
         [
+            (r"/", Page),
             (r"/healthz", Health),
             (r"/readyz", Ready),
             (r"/api/models", Api, {"read": lambda: {"models": analyzer.models()}}),

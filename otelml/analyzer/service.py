@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 
-from . import outbox, references
+from . import outbox, references, status_page
 from .alerts import AlertBook
 from .config import AnalyzerConfig
 from .decode import decode_metrics, decode_traces
@@ -228,6 +228,25 @@ class Analyzer:
             with self._lock:
                 summary["detectors"] = self.detection.summary(summary["model"], summary["version"])
         return sorted(summaries, key=lambda s: (s["model"], s["version"]))
+
+    def page_data(self) -> dict:
+        """A snapshot for the status page (``status_page.render``)."""
+        models = self.models()
+        with self._lock:
+            for summary in models:
+                mv = self.state.models[(summary["model"], summary["version"])]
+                reference = self._pinned(mv.model, mv.version)
+                summary.update(status_page.model_data(mv, reference, summary["detectors"]))
+            alerts = [
+                {
+                    "model": a.key[0], "version": a.key[1], "kind": a.key[2],
+                    "detector": a.key[3] + (f" ({a.key[4]})" if a.key[4] else ""), "severity": a.severity,
+                    "features": sorted({f.feature for f in a.findings if f.feature}), "findings": len(a.findings),
+                }
+                for a in self.alerts.open.values()
+            ]
+            health = dict(self.state.counts)
+        return {"models": models, "alerts": alerts, "health": health}
 
     def alarms(self) -> list[dict]:
         """Recent alarms, newest last (what ``GET /api/alarms`` returns)."""

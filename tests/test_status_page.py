@@ -1,0 +1,61 @@
+"""The status page, loaded in headless Chromium (Debian's chromium package): what a person sees renders."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import otelml
+from otelml.analyzer.config import AnalyzerConfig
+from otelml.analyzer.server import Server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium_dom(url: str) -> str:
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing in CI: make test installs Debian's chromium package")
+        pytest.skip("needs Debian's chromium package (apt-get install chromium)")
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=2000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_the_status_page_shows_models_detectors_alerts_and_plots(tmp_path):
+    state_dir = str(tmp_path / "state")
+    data = tmp_path / "train.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(20_000, 3)))
+    subprocess.run([sys.executable, "-m", "otelml.cli", "reference", "build", "--model", "scorer", "--version", "4",
+                    "--state-dir", state_dir, str(data)], check=True, capture_output=True)
+    server = Server(AnalyzerConfig(otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0",
+                                   state_dir=state_dir, window=1, lateness=0)).start()
+    try:
+        otelml.configure(endpoint=f"http://127.0.0.1:{server.http.port}", create_tracer_provider=False,
+                         export_interval_s=3600)
+        predict = otelml.monitor(model="scorer", version="4")(lambda x: np.tile([0.1, 0.9], (len(x), 1)))
+        rng = np.random.default_rng(1)
+        for second in range(4):
+            x = rng.normal(size=(300, 3))
+            x[:, 0] += 2.0 if second >= 2 else 0.0
+            predict(x)
+            assert otelml.force_flush()
+            time.sleep(1.02)
+        predict(x[:1])
+        assert otelml.shutdown()
+        dom = chromium_dom(f"http://127.0.0.1:{server.api.port}/")
+    finally:
+        server.stop()
+    assert "<h1>otelml analyzer</h1>" in dom
+    assert ">scorer</a>" in dom and "pinned" in dom  # the models table with its reference
+    assert 'class="alarm">input drift' in dom  # the drifted detector, marked
+    assert "<h2>Open alerts</h2>" in dom and "x0" in dom  # the open drift alert names the feature
+    assert dom.count("<svg") >= 4 and dom.count("<polyline") >= 6  # feature plots, confidence, latency
+    assert "Latency percentiles" in dom and ">p95<" in dom
