@@ -1,4 +1,4 @@
-# make demo   install into .venv and run the examples end to end
+# make demo   install into .venv and run the demo: analyzer, a phishing classifier, drift, evasion, a swapped model
 # make test   install into .venv and run the whole test suite
 # make bench  run the SDK benchmark (ratios measured side by side)
 PYTHON ?= python3
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) examples/phishing_monitor.py
+	$(VENV)/bin/otelml demo
 
 test: install browser
 	$(PY) -m ruff check .

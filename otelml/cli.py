@@ -205,7 +205,14 @@ def main(argv=None) -> int:
             p.add_argument("--hash", required=True)
         if action == "build":
             p.add_argument("data", nargs="+", metavar="DATA")
+    demo = sub.add_parser("demo", help="the whole loop on one machine in about a minute")
+    demo.add_argument("--http", default="127.0.0.1:8080", help="status page address")
+    demo.add_argument("--state-dir")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        from . import demo as demo_module
+
+        return demo_module.main(["--http", args.http] + (["--state-dir", args.state_dir] if args.state_dir else []))
     if args.command == "version":
         print(__version__)
         return 0

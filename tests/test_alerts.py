@@ -120,7 +120,7 @@ def test_sdk_to_analyzer_to_an_otlp_log_backend_firing_then_resolved(tmp_path, s
                     server.analyzer.store.outbox_waiting())
     finally:
         server.stop()
-    records = [r for r in alert_records(sink) if attributes(r.attributes)[semconv.ALERT_DETECTOR] == "drift"]
+    records = [r for r in alert_records(sink) if attributes(r.attributes)[semconv.ALERT_DETECTOR] == "input drift"]
     states = [attributes(r.attributes)[semconv.ALERT_STATE] for r in records]
     assert states[0] == "firing" and states[-1] == "resolved" and states.count("resolved") == 1
     assert len({attributes(r.attributes)[semconv.ALERT_ID] for r in records}) == 1  # one alert per incident
@@ -210,7 +210,7 @@ def test_ocsf_detection_finding_field_by_field():
     assert first["time"] == 120_000 and first["start_time"] == 60 * 60 // 10**6 and first["end_time"] == 120_000
     info = first["finding_info"]
     assert info["uid"] == fired.alert_id == last["finding_info"]["uid"] and info["types"] == ["drift"]
-    assert info["analytic"] == {"uid": "drift", "name": "drift", "type_id": 3, "type": "Statistical"}
+    assert info["analytic"] == {"uid": "input drift", "name": "input drift", "type_id": 3, "type": "Statistical"}
     [analysis] = first["anomaly_analyses"]
     assert analysis["analysis_target"] == {"name": "m 1", "type": "Machine Learning Model"}
     [anomaly] = analysis["anomalies"]

@@ -111,7 +111,7 @@ class AlertBook:
             semconv.ALERT_EVENT_ID: f"{alert.id}:{alert.sequence}",
             semconv.ALERT_KIND: kind,
             semconv.ALERT_STATE: state,
-            semconv.ALERT_DETECTOR: detector if not signal else f"{detector} ({signal})",
+            semconv.ALERT_DETECTOR: detector_label(detector, signal),
             semconv.ALERT_SEVERITY: severity,
             semconv.MODEL_NAME: model,
             semconv.MODEL_VERSION: version,
@@ -134,7 +134,7 @@ class AlertBook:
             severity_number=number,
             severity_text=text,
             time_unix_nano=window_end,
-            body=_body(state, kind, model, version, features, lead),
+            body=_body(state, kind, detector_label(detector, signal), model, version, features, lead),
             attributes=attributes,
             trace_id=trace_id,
             span_id=span_id,
@@ -158,9 +158,20 @@ def _lead(findings) -> Finding:
     return (model_level or sorted(findings, key=lambda f: -f.value))[0]
 
 
-def _body(state, kind, model, version, features, lead: Finding) -> str:
-    where = f"model {model} version {version}" + (f", features {', '.join(features[:10])}" if features else "")
+def detector_label(detector: str, signal: str) -> str:
+    """What people call the detector: input drift, output drift, label mix, ... (else its name and signal)."""
+    labels = {
+        ("drift", ""): "input drift",
+        ("drift", semconv.METRIC_CONFIDENCE): "output drift",
+        ("category drift", "labels"): "label mix",
+        ("category drift", "features"): "category drift",
+    }
+    return labels.get((detector, signal)) or (f"{detector} ({signal})" if signal else detector)
+
+
+def _body(state, kind, label, model, version, features, lead: Finding) -> str:
+    where = f"model {model} version {version}" + (f", {', '.join(features[:10])}" if features else "")
     effect = f", {lead.effect} {lead.effect_size:.3g}" if lead.effect and lead.effect_size is not None else ""
     if state == semconv.ALERT_STATE_RESOLVED:
-        return f"{kind} alert resolved: {where}"
-    return f"{kind} alert: {where}: {lead.statistic} {lead.value:.3g} >= {lead.threshold:.3g}{effect}"
+        return f"{kind} alert resolved ({label}): {where}"
+    return f"{kind} alert ({label}): {where}: {lead.statistic} {lead.value:.3g} >= {lead.threshold:.3g}{effect}"

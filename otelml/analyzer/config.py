@@ -32,6 +32,7 @@ class AnalyzerConfig:
     checkpoint_interval: float = 10.0  # seconds between checkpoints while data flows
     false_alarm_days: float = 30.0  # each detector: at most one false alarm per model per this many days
     min_effect: float = 0.05  # drift alarms need at least this W1/sd (or total variation for categories)
+    baseline_windows: int = 30  # windows a model version's own baseline takes (errors, latency, label mix, ...)
     alerts_endpoint: str | None = None  # OTLP endpoint for alert log records (else OTEL_EXPORTER_OTLP_*_ENDPOINT)
     alerts_protocol: str | None = None  # grpc or http/protobuf (else OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL)
     alerts_min_severity: str = "info"  # info, warning, critical

@@ -42,11 +42,13 @@ INPUT_DRIFT, OUTPUT_DRIFT, LABEL_MIX = "input drift", "output drift", "label mix
 
 
 class Detection:
-    def __init__(self, window_s: float, false_alarm_days: float = 30.0, min_effect: float = 0.05):
+    def __init__(self, window_s: float, false_alarm_days: float = 30.0, min_effect: float = 0.05,
+                 baseline_windows: int = 30):
         self.window_s = window_s
         self.false_alarm_days = false_alarm_days
         self.min_effect = min_effect
-        self.settings = (window_s, false_alarm_days, min_effect)
+        self.baseline_windows = baseline_windows
+        self.settings = (window_s, false_alarm_days, min_effect, baseline_windows)
         self._detectors: dict = {}  # (model, version) -> {label: Detector}
         self.latest: dict = {}  # (model, version) -> {label: Finding}
         self.alarms: deque = deque(maxlen=MAX_ALARMS)
@@ -55,7 +57,8 @@ class Detection:
         found = self._detectors.get((model, version))
         if found is None:
             drift = dict(false_alarm_days=self.false_alarm_days, window_s=self.window_s, min_effect=self.min_effect)
-            sequential = SequentialConfig(false_alarm_days=self.false_alarm_days, window_s=self.window_s)
+            sequential = SequentialConfig(false_alarm_days=self.false_alarm_days, window_s=self.window_s,
+                                          baseline_windows=self.baseline_windows)
             found = self._detectors[(model, version)] = {
                 INPUT_DRIFT: DriftDetector(DriftConfig(**drift)),
                 OUTPUT_DRIFT: DriftDetector(DriftConfig(metric=semconv.METRIC_CONFIDENCE, **drift)),

@@ -13,7 +13,7 @@ import threading
 import time
 
 from . import outbox, references, status_page
-from .alerts import AlertBook
+from .alerts import AlertBook, detector_label
 from .config import AnalyzerConfig
 from .decode import decode_metrics, decode_traces
 from .detection import Detection, as_dict
@@ -66,7 +66,8 @@ class Analyzer:
             self.state = State(self.config.state_config())
         if self.warmup is None or self.warmup.observations != self.config.warmup:
             self.warmup = references.Warmup(self.config.warmup)
-        settings = (self.config.window, self.config.false_alarm_days, self.config.min_effect)
+        settings = (self.config.window, self.config.false_alarm_days, self.config.min_effect,
+                    self.config.baseline_windows)
         if self.detection is None or self.detection.settings != settings:
             self.detection = Detection(*settings)
         alert_settings = (
@@ -240,7 +241,7 @@ class Analyzer:
             alerts = [
                 {
                     "model": a.key[0], "version": a.key[1], "kind": a.key[2],
-                    "detector": a.key[3] + (f" ({a.key[4]})" if a.key[4] else ""), "severity": a.severity,
+                    "detector": detector_label(a.key[3], a.key[4]), "severity": a.severity,
                     "features": sorted({f.feature for f in a.findings if f.feature}), "findings": len(a.findings),
                 }
                 for a in self.alerts.open.values()
