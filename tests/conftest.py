@@ -10,6 +10,15 @@ from otelml import _health
 from otelml.testing import OTLPSink
 
 
+@pytest.fixture(autouse=True)
+def no_global_tracer_provider_left_behind():
+    """Tests must not set the process-wide tracer provider: later tests would send their spans to it."""
+    yield
+    from opentelemetry import trace
+
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider), "a test set the global tracer provider"
+
+
 @pytest.fixture
 def spans():
     """An SDK tracer provider exporting to memory: ``(provider, exporter)``."""

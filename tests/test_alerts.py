@@ -77,7 +77,7 @@ def build_reference(state_dir, tmp_path, model="churn"):
 
 def send_drift_then_calm(analyzer_http_port, tracer_provider, drift_windows=3, calm_windows=6):
     otelml.configure(endpoint=f"http://127.0.0.1:{analyzer_http_port}", tracer_provider=tracer_provider,
-                     export_interval_s=3600)
+                     create_tracer_provider=False, export_interval_s=3600)
     rng = np.random.default_rng(4)
     predict = otelml.monitor(model="churn", version="1")(lambda x: np.tile([0.3, 0.7], (len(x), 1)))
     try:
