@@ -261,8 +261,9 @@ def _exponential(point) -> ExpHistogram:
     if not 0.0 <= zero_threshold < math.inf:
         raise _Invalid(f"{what} zero_threshold {zero_threshold} is negative or not finite")
     positive, negative = point.positive, point.negative
-    _check_count(what, point.count, point.zero_count + _bucket_total(positive, "positive")
-                 + _bucket_total(negative, "negative"))
+    positive_counts, in_positive = _bucket_counts(positive, "positive")
+    negative_counts, in_negative = _bucket_counts(negative, "negative")
+    _check_count(what, point.count, point.zero_count + in_positive + in_negative)
     has_min, has_max = point.HasField("min"), point.HasField("max")
     low = point.min if has_min else math.inf
     high = point.max if has_max else -math.inf
@@ -278,9 +279,9 @@ def _exponential(point) -> ExpHistogram:
         zero_threshold=zero_threshold,
         zero_count=point.zero_count,
         positive_offset=positive.offset,
-        positive=_counts(positive.bucket_counts),  # each count fits in int64: their total does
+        positive=_as_array(positive_counts),  # each count fits in int64: their total does
         negative_offset=negative.offset,
-        negative=_counts(negative.bucket_counts),
+        negative=_as_array(negative_counts),
         count=point.count,
         sum=total,
         min=low,
@@ -288,24 +289,23 @@ def _exponential(point) -> ExpHistogram:
     )
 
 
-def _counts(bucket_counts) -> np.ndarray:
-    # a slice gives a plain list, which numpy converts faster than the protobuf container
-    return np.array(bucket_counts[:], dtype=np.int64) if len(bucket_counts) else _NO_COUNTS
+def _as_array(counts: list) -> np.ndarray:
+    return np.array(counts, dtype=np.int64) if counts else _NO_COUNTS
 
 
 _NO_COUNTS = np.zeros(0, dtype=np.int64)
 
 
-def _bucket_total(buckets, sign: str) -> int:
-    """Exact total of one sign's bucket counts (summed as Python ints, so nothing wraps around)."""
-    counts = buckets.bucket_counts
+def _bucket_counts(buckets, sign: str) -> tuple[list, int]:
+    """One sign's bucket counts as a plain list (read once from the message) and their exact total."""
+    counts = buckets.bucket_counts[:]
     size = len(counts)
     if size > MAX_BUCKETS:
         raise _Invalid(f"exponential histogram has {size} {sign} buckets, more than {MAX_BUCKETS}")
     last = buckets.offset + size - 1
     if last >= 2**31:
         raise _Invalid(f"exponential histogram {sign} bucket index {last} is out of the int32 range")
-    return sum(counts)
+    return counts, sum(counts)
 
 
 def _explicit(point) -> ExplicitHistogram:
