@@ -138,3 +138,20 @@ def test_points_from_the_far_future_and_foreign_points():
 def test_state_config_is_validated():
     with pytest.raises(ValueError):
         StateConfig(window_s=0)
+
+
+def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
+    from otelml.analyzer import config
+
+    path = tmp_path / "analyzer.toml"
+    path.write_text('[analyzer]\nwindow = 30\notlp_grpc = "0.0.0.0:14317"\n[analyzer.limits]\nmax_models = 7\n')
+    loaded = config.load(str(path), window=None, warmup=99)
+    assert (loaded.window, loaded.otlp_grpc, loaded.warmup, loaded.limits.max_models) == (30, "0.0.0.0:14317", 99, 7)
+    assert loaded.lateness == 30.0  # a default
+    monkeypatch.setenv("OTELML_AUTH_TOKEN", "t0k")
+    assert config.load().auth_token == "t0k"
+    path.write_text("[analyzer]\nwindw = 30\n")
+    with pytest.raises(ValueError, match="unknown settings.*windw"):
+        config.load(str(path))
+    with pytest.raises(ValueError, match="TLS needs both"):
+        config.load(tls_cert="cert.pem")
