@@ -167,12 +167,34 @@ class _Stack:
         return inc, live_groups.reshape(n_features, groups)
 
 
+class _Level:
+    """Every feature's reference rebinned ``d`` scale steps coarser, with its tables, for live windows that came out
+    at a coarser scale than their reference (few samples folding their smallest values, say)."""
+
+    def __init__(self, references: list, d: int, config: EDetectorConfig):
+        rebinned = [
+            histogram.rebin(r, r.scale - d, r.zero_threshold) if r.scale - d >= histogram.MIN_SCALE else None
+            for r in references
+        ]
+        self.usable = [r is not None for r in rebinned]
+        rebinned = [r if r is not None else ref for r, ref in zip(rebinned, references)]
+        self.scale = [r.scale for r in rebinned]
+        self.zero_threshold = [r.zero_threshold for r in rebinned]
+        # Buckets with an index up to this one lie in or straddle the zero bucket, and count as zero (as rebin folds)
+        self.fold_index = [
+            math.ceil(math.log2(r.zero_threshold) * 2.0**r.scale) - 1 if r.zero_threshold > 0 else None
+            for r in rebinned
+        ]
+        self.stack = _Stack([_Tables(r, config) for r in rebinned])
+
+
 class FeatureBank:
     """The mixture e-detectors of many features at once, each against its own reference histogram.
 
     ``update`` takes one window's histogram per feature (``None`` for a feature without data) and returns each
-    feature's log statistic. Features whose live histogram is at a finer scale than (or the same layout as) their
-    reference -- the usual case -- are scored together; the rest one by one, at their common layout.
+    feature's log statistic. A live histogram is brought to its reference's scale (or the reference, once and
+    cached, to a coarser live scale) by shifting bucket indexes, and all features are scored together; only a live
+    window whose zero bucket is wider than its reference's is scored alone, at their common layout.
     """
 
     def __init__(self, references: list, config: EDetectorConfig = EDetectorConfig()):
@@ -180,14 +202,8 @@ class FeatureBank:
             raise ValueError("every reference histogram must hold data")
         self.references = list(references)
         self.config = config
-        self._stack = _Stack([_Tables(r, config) for r in self.references])
-        # Buckets (at the reference's scale) with an index up to this one lie in or straddle the reference's zero
-        # bucket, and count as zero there (as histogram.rebin folds them).
-        self._fold_index = [
-            math.ceil(math.log2(r.zero_threshold) * 2.0**r.scale) - 1 if r.zero_threshold > 0 else None
-            for r in self.references
-        ]
-        self._other_layouts: dict = {}  # (feature, scale, zero threshold) -> single-feature _Stack
+        self._levels: dict = {0: _Level(self.references, 0, config)}  # steps coarser -> _Level
+        self._other_layouts: dict = {}  # (feature, scale, zero threshold) -> single-feature _Stack, bounded
         weights = [0.5 / len(_LOCATION)] * len(_LOCATION) + [0.25 / len(_SCALE)] * len(_SCALE)
         weights += [0.25 / len(config.memories)] * len(config.memories)
         self._log_weights = np.log(np.array(weights))
@@ -203,57 +219,77 @@ class FeatureBank:
         else:
             self._w[features], self._seen[features] = 0.0, 0.0
 
+    def _level(self, d: int) -> _Level:
+        level = self._levels.get(d)
+        if level is None:
+            level = self._levels[d] = _Level(self.references, d, self.config)
+        return level
+
     def update(self, live: list, common_layout: bool = False) -> np.ndarray:
         """Add one window (a histogram or ``None`` per feature); returns every feature's log statistic.
         ``common_layout`` scores each feature alone after rebinning it and its reference to their common layout:
         slower, and equal to the batched path (the tests check)."""
         n_features, groups = len(self.references), self.config.groups
-        parts_feature, parts_keys, parts_counts = [], [], []
+        batches: dict = {}  # level -> ([feature ids], [keys], [counts])
         inc = np.zeros((n_features, self._log_weights.size - len(self.config.memories)))
         live_groups = np.zeros((n_features, groups))
+        p0c, radius = self._levels[0].stack.p0c.copy(), self._levels[0].stack.radius.copy()
         for f, h in enumerate(live):
             if h is None or h.count == 0:
                 continue
-            ref = self.references[f]
-            if not common_layout and h.zero_threshold <= ref.zero_threshold and h.scale >= ref.scale:
-                keys, counts = histogram.positions(h, h.scale - ref.scale)
-                if self._fold_index[f] is not None:
+            d = max(0, self.references[f].scale - h.scale)
+            level = self._level(d) if not common_layout else None
+            if level is not None and level.usable[f] and h.zero_threshold <= level.zero_threshold[f]:
+                keys, counts = histogram.positions(h, h.scale - level.scale[f])
+                if level.fold_index[f] is not None:
                     index = np.abs(keys) - histogram.KEY_SPLIT
-                    keys = np.where((keys != 0) & (index <= self._fold_index[f]), 0, keys)
-                parts_feature.append(np.full(keys.size, f))
-                parts_keys.append(keys)
-                parts_counts.append(counts)
+                    keys = np.where((keys != 0) & (index <= level.fold_index[f]), 0, keys)
+                parts = batches.setdefault(d, ([], [], []))
+                parts[0].append(np.full(keys.size, f))
+                parts[1].append(keys)
+                parts[2].append(counts)
             else:
-                one_inc, one_groups = self._one(f, h)
-                inc[f], live_groups[f] = one_inc, one_groups
-        if parts_feature:
-            batch_inc, batch_groups = self._stack.increments(
-                np.concatenate(parts_feature), np.concatenate(parts_keys),
-                np.concatenate(parts_counts).astype(np.float64), groups,
+                stack = self._one_stack(f, h)
+                inc[f], live_groups[f] = self._score_alone(stack, h, f)
+                p0c[f], radius[f] = stack.p0c[0], stack.radius[0]
+        for d, (features, keys, counts) in batches.items():
+            stack = self._levels[d].stack
+            features = np.concatenate(features)
+            batch_inc, batch_groups = stack.increments(
+                features, np.concatenate(keys), np.concatenate(counts).astype(np.float64), groups
             )
             inc += batch_inc
             live_groups += batch_groups
+            if d:
+                scored = np.unique(features)
+                p0c[scored], radius[scored] = stack.p0c[scored], stack.radius[scored]
         present = live_groups.sum(axis=1) > 0
         if present.any():
-            p0c = self._stack.p0c[present]
             omnibus, seen = multinomial_increment(
-                live_groups[present], p0c, self._seen[present], self._decay, self._stack.radius[present]
+                live_groups[present], p0c[present], self._seen[present], self._decay, radius[present]
             )
             self._seen[present] = seen
             step = np.concatenate([inc[present], omnibus], axis=1)
             self._w[present] = np.maximum(self._w[present], 0.0) + step
         return self.log_values()
 
-    def _one(self, f: int, h: histogram.ExpHistogram):
-        """Score one feature whose live layout is coarser than its reference's: tables at the common layout."""
-        live, reference = histogram.align(h, self.references[f])
+    def _one_stack(self, f: int, h: histogram.ExpHistogram) -> _Stack:
+        """Tables for feature ``f``'s reference at its common layout with ``h`` (cached, at most 256)."""
+        _, reference = histogram.align(h, self.references[f])
         key = (f, reference.scale, reference.zero_threshold)
         stack = self._other_layouts.get(key)
         if stack is None:
+            if len(self._other_layouts) >= 256:
+                self._other_layouts.clear()
             stack = self._other_layouts[key] = _Stack([_Tables(reference, self.config)])
+        return stack
+
+    def _score_alone(self, stack: _Stack, h: histogram.ExpHistogram, f: int):
+        live, _ = histogram.align(h, self.references[f])
         keys, counts = histogram.positions(live)
-        inc, groups = stack.increments(np.zeros(keys.size, dtype=np.int64), keys, counts.astype(np.float64),
-                                       self.config.groups)
+        inc, groups = stack.increments(
+            np.zeros(keys.size, dtype=np.int64), keys, counts.astype(np.float64), self.config.groups
+        )
         return inc[0], groups[0]
 
     def log_values(self) -> np.ndarray:

@@ -1,0 +1,50 @@
+"""The evaluation harness runs in its quick mode and prints every table with numbers (no result is asserted)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def section(output: str, title: str) -> str:
+    """The text of one table: from its title line to the next blank line."""
+    start = output.index(title)
+    end = output.find("\n\n", start)
+    return output[start : end if end >= 0 else len(output)]
+
+
+def test_quick_evaluation_prints_every_table_with_numbers():
+    result = subprocess.run(
+        [sys.executable, "bench/evaluate.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+
+    false_alarms = section(out, "1. False drift alarms")
+    assert re.search(r"otelml DriftDetector, A=43,200.*\s\d+\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.23\s+(ok|MISSED)$",
+                     false_alarms, re.M), false_alarms
+    for peer in ("ADWIN", "KSWIN", "KS per window"):
+        assert re.search(rf"^\s+{peer}.*\d+\.\d\d", false_alarms, re.M), false_alarms
+
+    delays = section(out, "2. Detection delay")
+    assert len(re.findall(r"^\s+(\+[\d.]+ sd|sd x[\d.]+)\s+[13] of 20\s+(> )?[\d,]+\s+\d+%", delays, re.M)) == 14
+
+    peers = section(out, "3. Peers")
+    for method in ("otelml", "River ADWIN", "River KSWIN", "KS per window"):
+        assert re.search(rf"^\s+{method}.*\d+\.\d\d(\s+(> )?[\d,]+ \(\d+%\)){{7}}$", peers, re.M), peers
+    assert "Alibi Detect" in peers
+
+    real = section(out, "4. Drift shipped inside PyPI packages")
+    assert re.search(r"River SEA .*otelml drift", real) and re.search(r"River RandomRBF .*ADWIN", real), real
+
+    accuracy = section(out, "5. Accuracy drop")
+    assert len(re.findall(r"^\s+(otelml AccuracyDetector|ADWIN on 0/1 errors)\s+\d+\s+(> )?[\d,]+", accuracy,
+                          re.M)) == 4, accuracy
+
+    speed = section(out, "6. Speed")
+    assert re.search(r"later windows, median of \d+\s+\d+\.\d\s+(ok|MISSED)", speed), speed
+
+    goals = section(out, "Goals")
+    assert len(re.findall(r"\s(ok|MISSED)$", goals, re.M)) == 6, goals
