@@ -129,6 +129,7 @@ def test_sdk_to_analyzer_to_an_otlp_log_backend_firing_then_resolved(tmp_path, s
     assert fired.severity_number >= 13 and fired.severity_text in ("WARN", "ERROR")
     assert attrs[semconv.MODEL_NAME] == "churn" and attrs[semconv.ALERT_KIND] == "drift"
     assert attrs[semconv.ALERT_FEATURES] == ["x2"] and "x2" in fired.body.string_value
+    assert attrs[semconv.FEATURE_NAME] == "x2"
     assert attrs[semconv.ALERT_VALUE] >= attrs[semconv.ALERT_THRESHOLD] and attrs[semconv.ALERT_EFFECT_SIZE] > 0.5
     assert attrs[semconv.ALERT_WINDOW_START] < attrs[semconv.ALERT_WINDOW_END]
     assert "drift alert" in fired.body.string_value

@@ -124,6 +124,7 @@ class AlertBook:
         }
         if features:
             attributes[semconv.ALERT_FEATURES] = features
+            attributes[semconv.FEATURE_NAME] = lead.feature or features[0]  # one feature to route or filter on
         if lead.effect is not None and lead.effect_size is not None:
             attributes[semconv.ALERT_EFFECT] = lead.effect
             attributes[semconv.ALERT_EFFECT_SIZE] = float(lead.effect_size)
