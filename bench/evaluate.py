@@ -827,7 +827,7 @@ def table_speed(plan: Plan) -> float:
         [f"windows of {ROWS} rows, their histograms built before the clock starts (the SDK builds them); one "
          "process, other work on the machine not controlled",
          "folded = reference histograms whose zero bucket holds the smallest values (the SDK's fold rule); live "
-         "windows at a coarser scale than such a reference are scored one feature at a time"],
+         "windows at a coarser scale than such a reference are scored against it rebinned once and cached"],
     )
     return result
 
