@@ -224,3 +224,20 @@ def test_ocsf_detection_finding_field_by_field():
     assert first["unmapped"][semconv.ALERT_ID] == fired.alert_id
     record = logs_pb2.LogRecord.FromString(outbox.encode(fired, "ocsf"))
     assert json.loads(record.body.string_value) == first and record.event_name == semconv.EVENT_ALERT
+
+
+def test_output_drift_findings_group_with_output_drift_not_input_drift():
+    from otelml.analyzer.detection import Detection
+    from otelml.analyzer.detectors import synthetic
+    from otelml.analyzer.references import Reference
+
+    rng = np.random.default_rng(3)
+    base = synthetic.window(0, features=rng.normal(size=(50_000, 2)), confidence=rng.beta(9, 1, 50_000))
+    ref = Reference("m", "1", base.histograms, "test", 50_000)
+    detection, book = Detection(window_s=60), AlertBook()
+    labels = set()
+    for t in range(1, 8):
+        w = synthetic.window(t, features=rng.normal(size=(300, 2)), confidence=rng.beta(2, 1, 300))
+        for event in book.on_window("m", "1", w.end_unix_nano, detection.on_window(w, ref)):
+            labels.add(event.attributes[semconv.ALERT_DETECTOR])
+    assert "output drift" in labels and "input drift" not in labels

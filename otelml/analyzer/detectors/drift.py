@@ -144,6 +144,7 @@ class DriftDetector(Detector):
                     effect_size=effects.get(name),
                     severity=_severity(effects.get(name) or 0.0),
                     details={
+                        "metric": self.config.metric,
                         **self._bank.components(index[name]),
                         **(all_distances(since_change[name], reference_h) if name in since_change else {}),
                     },
