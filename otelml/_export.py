@@ -50,8 +50,11 @@ def _points(request) -> int:
     return total
 
 
-def metric_exporter(protocol: str, endpoint: str | None, headers: dict | None, timeout_s: float | None):
-    """An OTLP metric exporter for ``protocol`` (``grpc``, ``http/protobuf``); ``None`` values come from the env."""
+def otlp_exporter(grpc_class, http_class, http_path: str, protocol: str, endpoint: str | None,
+                  headers: dict | None, timeout_s: float | None):
+    """An exporter of ``grpc_class`` or ``http_class`` for ``protocol`` (``grpc``, ``http/protobuf``);
+    ``endpoint`` is the base endpoint (``http_path`` such as ``/v1/metrics`` is appended for HTTP); ``None`` values
+    come from the ``OTEL_EXPORTER_OTLP_*`` environment, as the exporters read it."""
     kwargs = {}
     if headers:
         kwargs["headers"] = headers
@@ -62,12 +65,18 @@ def metric_exporter(protocol: str, endpoint: str | None, headers: dict | None, t
             kwargs["endpoint"] = endpoint
             if endpoint.startswith("http://"):
                 kwargs["insecure"] = True
-        return _GrpcRequestExporter(**kwargs)
+        return grpc_class(**kwargs)
     if protocol in ("http/protobuf", "http"):
         if endpoint:
-            kwargs["endpoint"] = endpoint.rstrip("/") + "/v1/metrics"
-        return _HttpRequestExporter(**kwargs)
+            kwargs["endpoint"] = endpoint.rstrip("/") + http_path
+        return http_class(**kwargs)
     raise ValueError(f"unsupported OTLP protocol {protocol!r}; use 'grpc' or 'http/protobuf'")
+
+
+def metric_exporter(protocol: str, endpoint: str | None, headers: dict | None, timeout_s: float | None):
+    """An OTLP metric exporter that takes encoded requests."""
+    return otlp_exporter(_GrpcRequestExporter, _HttpRequestExporter, "/v1/metrics", protocol, endpoint, headers,
+                         timeout_s)
 
 
 class MetricsPump:

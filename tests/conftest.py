@@ -38,6 +38,27 @@ def runtime(spans):
 
 
 @pytest.fixture
+def server(tmp_path):
+    """Starts real analyzers on ephemeral loopback ports (``server(**settings)``); stops them after the test."""
+    from otelml.analyzer.config import AnalyzerConfig
+    from otelml.analyzer.server import Server
+
+    servers = []
+
+    def start(**settings):
+        settings.setdefault("state_dir", str(tmp_path / "state"))
+        config = AnalyzerConfig(otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0", **settings)
+        s = Server(config).start()
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        if not s.stopped:
+            s.stop()
+
+
+@pytest.fixture
 def sink():
     with OTLPSink() as s:
         yield s

@@ -26,27 +26,8 @@ from opentelemetry.sdk.resources import Resource
 
 import otelml
 from otelml import semconv
-from otelml.analyzer.config import AnalyzerConfig
-from otelml.analyzer.server import Server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def server(tmp_path):
-    servers = []
-
-    def start(**settings):
-        settings.setdefault("state_dir", str(tmp_path / "state"))
-        config = AnalyzerConfig(otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0", **settings)
-        s = Server(config).start()
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        if not s.stopped:
-            s.stop()
 
 
 def get(server, path, token=None):

@@ -25,8 +25,6 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExp
 from opentelemetry.sdk.resources import Resource
 
 from otelml import semconv
-from otelml.analyzer.config import AnalyzerConfig
-from otelml.analyzer.server import Server
 
 TOKEN = "tls-s3cret"
 HOUR_MS = 3_600_000  # the periodic readers never fire on their own; the tests collect explicitly
@@ -41,23 +39,6 @@ def no_otel_environment(monkeypatch):
     for name in list(os.environ):
         if name.startswith("OTEL_"):
             monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def server(tmp_path):
-    servers = []
-
-    def start(**settings):
-        settings.setdefault("state_dir", str(tmp_path / "state"))
-        config = AnalyzerConfig(otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0", **settings)
-        s = Server(config).start()
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        if not s.stopped:
-            s.stop()
 
 
 def certificate(directory, name):

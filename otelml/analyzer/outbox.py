@@ -28,6 +28,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from .. import semconv
 from .._encode import any_value, key_values
+from .._export import otlp_exporter
 from .._version import __version__
 from . import ocsf
 from .alerts import AlertEvent
@@ -59,22 +60,8 @@ class _HttpLogRequestExporter(_HttpLogExporter):
 
 def log_exporter(protocol: str, endpoint: str | None, headers: dict | None, timeout_s: float | None):
     """An OTLP log exporter with ``send(ExportLogsServiceRequest) -> bool``; ``None`` values come from the env."""
-    kwargs = {}
-    if headers:
-        kwargs["headers"] = headers
-    if timeout_s is not None:
-        kwargs["timeout"] = timeout_s
-    if protocol == "grpc":
-        if endpoint:
-            kwargs["endpoint"] = endpoint
-            if endpoint.startswith("http://"):
-                kwargs["insecure"] = True
-        return _GrpcLogRequestExporter(**kwargs)
-    if protocol in ("http/protobuf", "http"):
-        if endpoint:
-            kwargs["endpoint"] = endpoint.rstrip("/") + "/v1/logs"
-        return _HttpLogRequestExporter(**kwargs)
-    raise ValueError(f"unsupported OTLP protocol {protocol!r}; use 'grpc' or 'http/protobuf'")
+    return otlp_exporter(_GrpcLogRequestExporter, _HttpLogRequestExporter, "/v1/logs", protocol, endpoint, headers,
+                         timeout_s)
 
 
 def encode(event: AlertEvent, body_format: str = "text") -> bytes:

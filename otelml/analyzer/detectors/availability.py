@@ -11,7 +11,6 @@ are; ``min_drop`` requires the window's rate to be at most that share of the bas
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ... import semconv
@@ -59,19 +58,9 @@ class AvailabilityDetector(Detector):
         threshold = self.config.log_threshold
         share = calls / self._test.rate0
         alarm = value >= threshold and share <= self.min_drop
-        finding = self._finding(
-            window,
-            feature=None,
-            statistic="log e-value",
-            value=value,
-            threshold=threshold,
-            alarm=alarm,
-            e_value=math.exp(min(value, 700)),
-            effect="calls / baseline",
-            effect_size=share,
-            severity=(CRITICAL if calls == 0 else WARNING) if alarm else "info",
-            details={"calls": calls, "baseline calls per window": self._calls / self._windows},
-        )
+        severity = (CRITICAL if calls == 0 else WARNING) if alarm else "info"
+        details = {"calls": calls, "baseline calls per window": self._calls / self._windows}
+        finding = self._evidence(window, value, threshold, alarm, "calls / baseline", share, severity, details)
         if alarm:
             self._test.reset()
         return [finding]

@@ -7,6 +7,7 @@ pickles, so the analyzer's checkpoints carry detectors across restarts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..references import Reference
@@ -71,6 +72,23 @@ class Detector:
     def _unit_test_window(cls, rng, index: int, changed: bool) -> ClosedWindow:
         """A window from the stationary stream, or (``changed``) from after a step change the detector must find."""
         raise NotImplementedError
+
+    def _evidence(self, window: ClosedWindow, value: float, threshold: float, alarm: bool, effect: str,
+                  effect_size, severity: str, details: dict, feature=None, statistic="log e-value") -> Finding:
+        """A finding of a sequential e-detector: ``value`` is the log statistic, ``threshold`` is ``ln A``."""
+        return self._finding(
+            window,
+            feature=feature,
+            statistic=statistic,
+            value=value,
+            threshold=threshold,
+            alarm=alarm,
+            e_value=math.exp(min(value, 700)),
+            effect=effect,
+            effect_size=effect_size,
+            severity=severity,
+            details=details,
+        )
 
     def _finding(self, window: ClosedWindow, **fields) -> Finding:
         trace_ids = tuple((e.trace_id, e.span_id) for e in window.exemplars if e.trace_id)[:3]

@@ -102,19 +102,10 @@ class CategoryDriftDetector(Detector):
         threshold = self.config.log_threshold
         top = max(log_values, key=log_values.get)
         alarm = value >= threshold and effects[top] >= self.min_effect
-        finding = self._finding(
-            window,
-            feature=top,
-            statistic="log e-value (mean over streams)",
-            value=value,
-            threshold=threshold,
-            alarm=alarm,
-            e_value=math.exp(min(value, 700)),
-            effect="total variation",
-            effect_size=effects[top],
-            severity=WARNING if alarm else "info",
-            details={"source": self.source, "mix": mixes.get(top, {}), "baseline": self._streams[top].baseline},
-        )
+        details = {"source": self.source, "mix": mixes.get(top, {}), "baseline": self._streams[top].baseline}
+        finding = self._evidence(window, value, threshold, alarm, "total variation", effects[top],
+                                 WARNING if alarm else "info", details, feature=top,
+                                 statistic="log e-value (mean over streams)")
         if alarm:
             for stream in self._streams.values():
                 if stream.w is not None:

@@ -43,7 +43,6 @@ class _RateDetector(Detector):
     """A proportion per window (events out of trials) that must not rise above its baseline."""
 
     kind = PERFORMANCE
-    statistic = "log e-value"
     baseline_trials = 0  # the baseline also waits for this many trials: a tighter guard, faster detection
 
     def __init__(self, config: SequentialConfig = SequentialConfig()):
@@ -76,19 +75,10 @@ class _RateDetector(Detector):
         value = self._test.update(events, trials)
         threshold = self.config.log_threshold
         alarm = value >= threshold
-        finding = self._finding(
-            window,
-            feature=None,
-            statistic=self.statistic,
-            value=value,
-            threshold=threshold,
-            alarm=alarm,
-            e_value=math.exp(min(value, 700)),
-            effect="rate - baseline",
-            effect_size=events / trials - self._baseline[0] / self._baseline[1],
-            severity=WARNING if alarm else "info",
-            details={"rate": events / trials, "baseline": self._baseline[0] / self._baseline[1], **self._details(window)},
-        )
+        baseline = self._baseline[0] / self._baseline[1]
+        details = {"rate": events / trials, "baseline": baseline, **self._details(window)}
+        finding = self._evidence(window, value, threshold, alarm, "rate - baseline", events / trials - baseline,
+                                 WARNING if alarm else "info", details)
         if alarm:
             self._test.reset()
         return [finding]
@@ -249,19 +239,8 @@ class LatencyDetector(Detector):
         increase = now["p95"] / then["baseline p95"] - 1 if then["baseline p95"] > 0 else 0.0
         threshold = self.config.log_threshold
         alarm = value >= threshold and increase >= self.min_increase
-        finding = self._finding(
-            window,
-            feature=None,
-            statistic="log e-value",
-            value=value,
-            threshold=threshold,
-            alarm=alarm,
-            e_value=math.exp(min(value, 700)),
-            effect="p95 relative increase",
-            effect_size=increase,
-            severity=WARNING if alarm else "info",
-            details={**now, **then},
-        )
+        finding = self._evidence(window, value, threshold, alarm, "p95 relative increase", increase,
+                                 WARNING if alarm else "info", {**now, **then})
         if alarm:
             self._detector.reset()
         return [finding]

@@ -130,43 +130,22 @@ class DriftDetector(Detector):
             return [self._model_finding(window, model_log, threshold, False, largest, named)]
         findings = [self._model_finding(window, model_log, threshold, True, largest, named)]
         for name in named:
-            reference_h = self._bank.references[index[name]]
+            distances = all_distances(since_change[name], self._bank.references[index[name]]) \
+                if name in since_change else {}
+            details = {"metric": self.config.metric, **self._bank.components(index[name]), **distances}
             findings.append(
-                self._finding(
-                    window,
-                    feature=name,
-                    statistic="log e-value",
-                    value=log_values[name],
-                    threshold=threshold + math.log(n),
-                    alarm=name in confirmed,
-                    e_value=math.exp(min(log_values[name], 700)),
-                    effect="wasserstein/sd",
-                    effect_size=effects.get(name),
-                    severity=_severity(effects.get(name) or 0.0),
-                    details={
-                        "metric": self.config.metric,
-                        **self._bank.components(index[name]),
-                        **(all_distances(since_change[name], reference_h) if name in since_change else {}),
-                    },
-                )
+                self._evidence(window, log_values[name], threshold + math.log(n), name in confirmed,
+                               "wasserstein/sd", effects.get(name), _severity(effects.get(name) or 0.0), details,
+                               feature=name)
             )
         self.reset()
         return findings
 
     def _model_finding(self, window, model_log, threshold, alarm, effect, named) -> Finding:
-        return self._finding(
-            window,
-            feature=None,
-            statistic="log e-value (mean over features)",
-            value=model_log,
-            threshold=threshold,
-            alarm=alarm,
-            e_value=math.exp(min(model_log, 700)),
-            effect="wasserstein/sd" if effect is not None else None,
-            effect_size=effect,
-            severity=_severity(effect or 0.0) if alarm else INFO,
-            details={"metric": self.config.metric, "features": list(named), "watched": len(self._names)},
-        )
+        details = {"metric": self.config.metric, "features": list(named), "watched": len(self._names)}
+        return self._evidence(window, model_log, threshold, alarm, "wasserstein/sd" if effect is not None else None,
+                              effect, _severity(effect or 0.0) if alarm else INFO, details,
+                              statistic="log e-value (mean over features)")
 
 
 def _severity(effect: float) -> str:
