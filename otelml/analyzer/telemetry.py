@@ -27,26 +27,24 @@ def instrument(analyzer, provider: MeterProvider) -> None:
         counts = analyzer.health()["points"]
         return [Observation(counts.get(o, 0), {semconv.ANALYZER_OUTCOME: o}) for o in OUTCOMES]
 
-    def single(read):
-        return lambda options: [Observation(read())]
-
     meter.create_observable_counter(semconv.METRIC_ANALYZER_POINTS, [points], unit=semconv.UNIT_ANALYZER_POINTS,
                                     description="Data points received, by what became of them.")
-    meter.create_observable_counter(
-        semconv.METRIC_ANALYZER_SPANS, [single(lambda: analyzer.health()["points"].get("spans", 0))],
-        unit=semconv.UNIT_ANALYZER_SPANS, description="Spans received.")
-    meter.create_observable_counter(
-        semconv.METRIC_ANALYZER_WINDOWS_CLOSED, [single(lambda: analyzer.health()["windows_closed"])],
-        unit=semconv.UNIT_ANALYZER_WINDOWS_CLOSED, description="Windows closed.")
-    meter.create_observable_counter(
-        semconv.METRIC_ANALYZER_REQUESTS_REFUSED, [single(lambda: analyzer.health()["overloaded"])],
-        unit=semconv.UNIT_ANALYZER_REQUESTS_REFUSED, description="Requests refused because the analyzer was busy.")
-    meter.create_observable_counter(
-        semconv.METRIC_ANALYZER_STORE_TIME, [single(lambda: analyzer.health()["store_seconds"])],
-        unit=semconv.UNIT_ANALYZER_STORE_TIME, description="Time spent writing and reading the store.")
-    meter.create_observable_gauge(
-        semconv.METRIC_ANALYZER_MODELS, [single(lambda: analyzer.health()["models"])],
-        unit=semconv.UNIT_ANALYZER_MODELS, description="Model versions known.")
+    singles = [
+        (meter.create_observable_counter, semconv.METRIC_ANALYZER_SPANS, semconv.UNIT_ANALYZER_SPANS,
+         "Spans received.", lambda h: h["points"].get("spans", 0)),
+        (meter.create_observable_counter, semconv.METRIC_ANALYZER_WINDOWS_CLOSED, semconv.UNIT_ANALYZER_WINDOWS_CLOSED,
+         "Windows closed.", lambda h: h["windows_closed"]),
+        (meter.create_observable_counter, semconv.METRIC_ANALYZER_REQUESTS_REFUSED,
+         semconv.UNIT_ANALYZER_REQUESTS_REFUSED, "Requests refused because the analyzer was busy.",
+         lambda h: h["overloaded"]),
+        (meter.create_observable_counter, semconv.METRIC_ANALYZER_STORE_TIME, semconv.UNIT_ANALYZER_STORE_TIME,
+         "Time spent writing and reading the store.", lambda h: h["store_seconds"]),
+        (meter.create_observable_gauge, semconv.METRIC_ANALYZER_MODELS, semconv.UNIT_ANALYZER_MODELS,
+         "Model versions known.", lambda h: h["models"]),
+    ]
+    for create, name, unit, description, read in singles:
+        create(name, [lambda options, read=read: [Observation(read(analyzer.health()))]], unit=unit,
+               description=description)
 
 
 def start(analyzer) -> MeterProvider | None:
