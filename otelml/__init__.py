@@ -17,6 +17,7 @@ Example:
     True
 """
 
+from ._callers import caller
 from ._config import configure, force_flush, shutdown
 from ._monitor import Call, MonitoredModel, instrument, last_prediction_id, monitor
 from ._predictions import record_outcome
@@ -26,6 +27,7 @@ __all__ = [
     "Call",
     "MonitoredModel",
     "__version__",
+    "caller",
     "configure",
     "force_flush",
     "instrument",

@@ -26,7 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from . import _export, histogram, semconv
+from . import _callers, _export, histogram, semconv
 from ._predictions import PredictionStore
 from ._recorder import Limits, Registry
 from ._version import __version__
@@ -49,6 +49,7 @@ class Settings:
     create_tracer_provider: bool = True  # when the application set none
     set_global_tracer_provider: bool = True
     export_metrics: bool = True
+    caller_key: str | None = None  # key for caller ids and input fingerprints (else OTELML_CALLER_KEY)
     limits: Limits = field(default_factory=Limits)
     layout: histogram.Layout = histogram.DEFAULT_LAYOUT
 
@@ -104,6 +105,7 @@ class Runtime:
         self.settings = settings
         self.registry = Registry(settings.limits, settings.layout)
         self.predictions = PredictionStore()
+        self._caller_key = self._caller_hasher = None
         self.owned_tracer_provider = None
         provider = settings.tracer_provider or trace.get_tracer_provider()
         if (
@@ -138,6 +140,17 @@ class Runtime:
             extra["service.name"] = self.settings.service_name
         base = existing if existing is not None else Resource.create()
         return base.merge(Resource(extra)) if extra else base
+
+    def caller_key(self) -> bytes:
+        """The key of caller ids and input fingerprints (made on first use)."""
+        if self._caller_key is None:
+            self._caller_key = _callers.caller_key(self.settings.caller_key)
+        return self._caller_key
+
+    def caller_hasher(self) -> _callers.CallerHasher:
+        if self._caller_hasher is None:
+            self._caller_hasher = _callers.CallerHasher(self.caller_key())
+        return self._caller_hasher
 
     def force_flush(self) -> bool:
         """Export spans and metrics now; ``True`` if everything was delivered."""

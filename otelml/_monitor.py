@@ -25,7 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from . import _config, _health, semconv
+from . import _callers, _config, _health, semconv
 from ._inputs import MAX_NAME_LENGTH, InputError, cap_features, to_features
 from ._outputs import KINDS, OutputError, read_outputs, read_row
 from ._recorder import Exemplar
@@ -103,6 +103,10 @@ class monitor:
         output: how to read the return value: ``"auto"``, ``"labels"``, ``"proba"``, ``"scores"``, ``"values"``.
         classes: class labels in the order of probability columns (default: the column index).
         inputs: the argument that holds the features, by position or name (default: the first one after ``self``).
+        caller: who calls, for per-caller attack detection: an argument name, or a callable of the call's arguments;
+            ``with otelml.caller(...)`` works too. Only a keyed hash goes out (see ``otelml._callers``).
+        fingerprint_bits: if set (a multiple of 8, e.g. 64), a nearness-preserving fingerprint of each input row
+            goes on the span (calls of up to 16 rows), never the input itself.
     """
 
     def __init__(
@@ -115,6 +119,8 @@ class monitor:
         output: str = "auto",
         classes=None,
         inputs: int | str | None = None,
+        caller=None,
+        fingerprint_bits: int = 0,
     ):
         if not isinstance(model, str) or not model:
             raise ValueError("model must be a non-empty string")
@@ -129,6 +135,13 @@ class monitor:
         self.classes = None if classes is None else list(classes)
         self.feature_names = None if feature_names is None else tuple(str(n) for n in feature_names)
         self.inputs = inputs
+        if fingerprint_bits < 0 or fingerprint_bits % 8:
+            raise ValueError("fingerprint_bits must be 0 (off) or a positive multiple of 8")
+        if caller is not None and not (isinstance(caller, str) or callable(caller)):
+            raise ValueError("caller must be an argument name or a callable")
+        self.caller = caller
+        self.fingerprint_bits = fingerprint_bits
+        self._fingerprinter = (None, None)  # (runtime, Fingerprinter)
         self.span_name = f"{semconv.SPAN_NAME_PREFIX} {model}"
         self._attributes = {semconv.MODEL_NAME: model, semconv.MODEL_TASK: task}
         if self.version is not None:
@@ -147,11 +160,13 @@ class monitor:
                 return args[position]
             return kwargs.get(name) if name is not None else None
 
+        caller_of = _caller_reader(fn, self.caller)
+
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args, **kwargs):
-                call = self._begin(features_of(args, kwargs))
+                call = self._begin(features_of(args, kwargs), caller_of(args, kwargs))
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
@@ -164,7 +179,7 @@ class monitor:
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            call = self._begin(features_of(args, kwargs))
+            call = self._begin(features_of(args, kwargs), caller_of(args, kwargs))
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
@@ -177,7 +192,7 @@ class monitor:
 
     # --- context manager ------------------------------------------------------------------------------------------
     def __enter__(self) -> Call:
-        call = self._begin(None)
+        call = self._begin(None, _callers.current_caller())
         if call is None:  # otelml failed to start: hand out a call that records nothing
             call = Call(self, trace.INVALID_SPAN, None, time.perf_counter_ns(), None, None, None)
             call.recorded = True
@@ -216,6 +231,15 @@ class monitor:
                 self._checked_names = names
         return names, numeric, categorical
 
+    def _fingerprints(self, runtime, names, numeric) -> list:
+        if not numeric.shape[1]:
+            return []
+        owner, printer = self._fingerprinter
+        if owner is not runtime or printer.names != names:
+            printer = _callers.Fingerprinter(runtime.caller_key(), names, self.fingerprint_bits)
+            self._fingerprinter = (runtime, printer)
+        return printer.fingerprints(numeric)
+
     def _cap(self, names, numeric, categorical, max_features):
         names, numeric, categorical, dropped = cap_features(names, numeric, categorical, max_features)
         if dropped:
@@ -239,7 +263,7 @@ class monitor:
         kind = self.output if self.output != "auto" else self._guessed_output
         return None if kind is None else read_row(y, kind, self.classes)
 
-    def _begin(self, x) -> Call | None:
+    def _begin(self, x, identity=None) -> Call | None:
         try:
             start_ns = time.perf_counter_ns()
             binding = self._binding()
@@ -249,6 +273,12 @@ class monitor:
             attributes = self._attributes.copy()
             if numeric is not None:
                 attributes[semconv.BATCH_SIZE] = numeric.shape[0]
+            if identity is not None:
+                attributes[semconv.CALLER_ID] = binding[0].caller_hasher().id(str(identity))
+            if self.fingerprint_bits and numeric is not None and 0 < numeric.shape[0] <= _callers.MAX_FINGERPRINT_ROWS:
+                prints = self._fingerprints(binding[0], names, numeric)
+                if prints:
+                    attributes[semconv.INPUT_FINGERPRINT] = prints[0] if len(prints) == 1 else prints
             span = binding[2].start_span(self.span_name, attributes=attributes)
             token = otel_context.attach(trace.set_span_in_context(span))
             return Call(self, span, token, start_ns, names, numeric, categorical, binding)
@@ -338,6 +368,28 @@ def _row_attributes(row) -> dict:
     if confidence is not None:
         attributes[semconv.PREDICTION_CONFIDENCE] = confidence
     return attributes
+
+
+def _caller_reader(fn, caller):
+    """A function of the call's arguments that returns the caller identity (or the ``otelml.caller`` context)."""
+    if callable(caller):
+
+        def from_callable(args, kwargs):
+            try:
+                return caller(*args, **kwargs)
+            except Exception as exc:
+                _health.health.drop(_health.BAD_INPUT, f"the caller function failed: {exc!r}")
+                return None
+
+        return from_callable
+    if isinstance(caller, str):
+        position, name = _input_argument(fn, caller)
+
+        def from_argument(args, kwargs):
+            return args[position] if position < len(args) else kwargs.get(name)
+
+        return from_argument
+    return lambda args, kwargs: _callers.current_caller()
 
 
 def _kind_of(out) -> str:

@@ -28,6 +28,8 @@ BATCH_SIZE = "otelml.batch.size"
 PREDICTION_LABEL = "otelml.prediction.label"  # single-row calls only
 PREDICTION_CONFIDENCE = "otelml.prediction.confidence"  # single-row calls only
 ERROR_TYPE = "error.type"  # OpenTelemetry's general attribute, on failed calls
+CALLER_ID = "otelml.caller.id"  # opt-in: keyed hash of the caller's identity
+INPUT_FINGERPRINT = "otelml.input.fingerprint"  # opt-in: SimHash of each input row (string, or array for batches)
 
 # --- Metric point attributes besides model identity ---------------------------------------------------------------
 FEATURE_NAME = "otelml.feature.name"

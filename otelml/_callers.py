@@ -1,0 +1,117 @@
+"""Per-caller signals for attack detection, off unless switched on: a keyed hash of the caller's identity and a
+nearness-preserving fingerprint of each input.
+
+- Caller: ``@otelml.monitor(caller="user_id")`` (an argument by name), ``caller=callable(*args, **kwargs)``, or
+  ``with otelml.caller(user_id):`` around calls. The span gets ``otelml.caller.id``: HMAC-SHA256 of the identity
+  under the caller key, first 16 bytes in hex. Never the identity itself.
+- Fingerprint: ``@otelml.monitor(fingerprint_bits=64)``. Each input row is standardized (with the mean and sd of the
+  first 1,000 rows the monitor saw, then fixed) and projected on ``fingerprint_bits`` Gaussian directions drawn from
+  the caller key; the signs are the fingerprint (SimHash, Charikar 2002), in hex on ``otelml.input.fingerprint``
+  (one string, or an array for batches of up to 16 rows). Inputs at a small angle from each other get fingerprints
+  at a small Hamming distance; that is all the analyzer needs to see near-duplicate probing.
+
+What a reader of the traces can learn: which calls came from the same caller (not who); which inputs were near each
+other or repeated. With the key, also the rough direction of each standardized input (``fingerprint_bits`` signs of
+known projections), never its scale or exact values. Keep the key secret: set ``caller_key`` in ``configure()`` or
+``OTELML_CALLER_KEY`` (the same on every replica, so ids and fingerprints compare across them). Without it a random
+per-process key is used, and ids and fingerprints only compare within one process.
+
+Example:
+    >>> hasher = CallerHasher(b"secret")
+    >>> hasher.id("alice") == hasher.id("alice") != hasher.id("bob"), len(hasher.id("alice"))
+    (True, 32)
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+import os
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import _health
+
+_CALLER: contextvars.ContextVar = contextvars.ContextVar("otelml_caller", default=None)
+MAX_FINGERPRINT_ROWS = 16  # larger batches carry no fingerprints
+
+
+@contextmanager
+def caller(identity):
+    """Attribute the monitored calls inside the block to ``identity`` (hashed before it goes anywhere)."""
+    token = _CALLER.set(None if identity is None else str(identity))
+    try:
+        yield
+    finally:
+        _CALLER.reset(token)
+
+
+def current_caller():
+    return _CALLER.get()
+
+
+def caller_key(configured: bytes | str | None) -> bytes:
+    """The key: the setting, else ``OTELML_CALLER_KEY``, else random for this process (and said once)."""
+    key = configured or os.environ.get("OTELML_CALLER_KEY")
+    if key:
+        return key.encode() if isinstance(key, str) else key
+    _health.logger.warning(
+        "otelml: no caller key (configure(caller_key=...) or OTELML_CALLER_KEY); caller ids and input fingerprints "
+        "compare only within this process"
+    )
+    return os.urandom(32)
+
+
+class CallerHasher:
+    """Keyed hashes of caller identities, cached for the identities seen lately."""
+
+    def __init__(self, key: bytes, cache: int = 10_000):
+        self._key = key
+        self._cache: dict = {}
+        self._limit = cache
+
+    def id(self, identity: str) -> str:
+        found = self._cache.get(identity)
+        if found is None:
+            found = hmac.new(self._key, identity.encode(), hashlib.sha256).hexdigest()[:32]
+            if len(self._cache) >= self._limit:
+                self._cache.clear()
+            self._cache[identity] = found
+        return found
+
+
+class Fingerprinter:
+    """SimHash fingerprints of standardized input rows, for one monitor (one feature layout)."""
+
+    def __init__(self, key: bytes, names: tuple, bits: int, warm_rows: int = 1000):
+        if bits <= 0 or bits % 8:
+            raise ValueError("fingerprint_bits must be a positive multiple of 8")
+        seed = int.from_bytes(hmac.new(key, b"otelml fingerprint|" + "|".join(names).encode(), hashlib.sha256)
+                              .digest()[:8], "big")
+        self.names = names
+        self._projection = np.random.default_rng(seed).standard_normal((len(names), bits))
+        self._warm_rows = warm_rows
+        self._n = 0
+        self._sum = np.zeros(len(names))
+        self._sum_sq = np.zeros(len(names))
+        self._mean, self._scale = np.zeros(len(names)), np.ones(len(names))
+
+    def fingerprints(self, numeric: np.ndarray) -> list[str]:
+        """One hex fingerprint per row (NaN and infinities count as the mean)."""
+        if self._n < self._warm_rows:
+            self._learn(numeric)
+        z = (numeric - self._mean) / self._scale
+        z = np.where(np.isfinite(z), z, 0.0)
+        bits = np.packbits(z @ self._projection > 0, axis=1)
+        return [row.tobytes().hex() for row in bits]
+
+    def _learn(self, numeric: np.ndarray) -> None:
+        finite = np.where(np.isfinite(numeric), numeric, 0.0)
+        self._n += numeric.shape[0]
+        self._sum += finite.sum(axis=0)
+        self._sum_sq += (finite**2).sum(axis=0)
+        self._mean = self._sum / self._n
+        variance = np.maximum(self._sum_sq / self._n - self._mean**2, 0.0)
+        self._scale = np.where(variance > 0, np.sqrt(variance), 1.0)

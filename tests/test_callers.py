@@ -1,0 +1,77 @@
+"""Per-caller signals: opt-in keyed caller ids and nearness-preserving input fingerprints on spans."""
+
+import numpy as np
+import pytest
+
+import otelml
+from otelml import semconv
+
+
+def proba(x):
+    return np.tile([0.4, 0.6], (len(np.atleast_2d(x)), 1))
+
+
+def hamming(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+@pytest.fixture
+def keyed(spans):
+    otelml.configure(tracer_provider=spans[0], export_metrics=False, caller_key="k1")
+    yield spans[1]
+    otelml.shutdown()
+
+
+def test_nothing_per_caller_leaves_unless_switched_on(keyed):
+    otelml.monitor(model="m", version="1")(proba)(np.ones(3))
+    [span] = keyed.get_finished_spans()
+    assert semconv.CALLER_ID not in span.attributes and semconv.INPUT_FINGERPRINT not in span.attributes
+
+
+def test_caller_ids_are_keyed_hashes_from_an_argument_a_callable_or_the_context(keyed):
+    @otelml.monitor(model="m", version="1", caller="user")
+    def by_argument(x, user):
+        return proba(x)
+
+    @otelml.monitor(model="m", version="1", caller=lambda x, request: request["api_key"])
+    def by_callable(x, request):
+        return proba(x)
+
+    plain = otelml.monitor(model="m", version="1")(proba)
+    by_argument(np.ones(2), user="alice")
+    by_argument(np.ones(2), "alice")
+    by_callable(np.ones(2), {"api_key": "alice"})
+    with otelml.caller("alice"):
+        plain(np.ones(2))
+    by_argument(np.ones(2), user="bob")
+    ids = [s.attributes[semconv.CALLER_ID] for s in keyed.get_finished_spans()]
+    assert len(set(ids[:4])) == 1 and ids[4] != ids[0]
+    assert "alice" not in ids[0] and len(ids[0]) == 32
+    otelml.shutdown()
+    otelml.configure(export_metrics=False, caller_key="k2", create_tracer_provider=False)
+    assert otelml._config.runtime().caller_hasher().id("alice") != ids[0]  # another key, another id
+
+
+def test_fingerprints_keep_nearness_and_never_the_input(keyed):
+    predict = otelml.monitor(model="m", version="1", fingerprint_bits=64)(proba)
+    rng = np.random.default_rng(0)
+    for x in rng.normal(size=(1000, 8)):  # the first rows fix the standardization
+        predict(x)
+    base = rng.normal(size=8)
+    predict(base)
+    predict(base + rng.normal(scale=0.02, size=8))  # a probe next to it
+    predict(rng.normal(size=8))  # an unrelated input
+    predict(rng.normal(size=(3, 8)))  # a small batch: one fingerprint per row
+    spans = keyed.get_finished_spans()
+    near, probe, far = (s.attributes[semconv.INPUT_FINGERPRINT] for s in spans[-4:-1])
+    assert len(near) == 16 and hamming(near, probe) <= 6 and hamming(near, far) >= 12
+    assert len(spans[-1].attributes[semconv.INPUT_FINGERPRINT]) == 3
+    predict(rng.normal(size=(100, 8)))  # larger batches carry none
+    assert semconv.INPUT_FINGERPRINT not in keyed.get_finished_spans()[-1].attributes
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        otelml.monitor(model="m", fingerprint_bits=12)
+    with pytest.raises(ValueError, match="argument name or a callable"):
+        otelml.monitor(model="m", caller=42)
