@@ -241,3 +241,25 @@ def test_output_drift_findings_group_with_output_drift_not_input_drift():
         for event in book.on_window("m", "1", w.end_unix_nano, detection.on_window(w, ref)):
             labels.add(event.attributes[semconv.ALERT_DETECTOR])
     assert "output drift" in labels and "input drift" not in labels
+
+
+def test_changing_a_golden_reference_raises_an_integrity_alert(tmp_path, server, sink):
+    state_dir = str(tmp_path / "state")
+    build_reference(state_dir, tmp_path, model="golden")
+    s = server(state_dir=state_dir, alerts_endpoint=sink.http_endpoint, alerts_protocol="http/protobuf")
+    data = tmp_path / "other.npy"
+    np.save(data, np.random.default_rng(9).normal(size=(1000, 3)))
+    cli = [sys.executable, "-m", "otelml.cli", "reference"]
+    built = subprocess.run(cli + ["build", "--model", "golden", "--version", "1", "--state-dir", state_dir,
+                                  str(data)], capture_output=True, text=True, check=True)
+    candidate = built.stdout.split()[2]
+    refused = subprocess.run(cli + ["pin", "--model", "golden", "--version", "1", "--hash", candidate,
+                                    "--state-dir", state_dir], capture_output=True, text=True)
+    assert refused.returncode == 1
+    subprocess.run(cli + ["promote", "--model", "golden", "--version", "1", "--hash", candidate,
+                          "--state-dir", state_dir], check=True, capture_output=True)
+    assert sink.wait_for(lambda: len(alert_records(sink)) >= 2, 15)
+    records = [attributes(r.attributes) for r in alert_records(sink)]
+    assert [(a[semconv.ALERT_KIND], a[semconv.ALERT_DETECTOR], a[semconv.ALERT_SEVERITY]) for a in records] == [
+        ("integrity", "reference guard", "critical"), ("integrity", "reference guard", "warning")]
+    assert all(a[semconv.MODEL_NAME] == "golden" for a in records) and s.analyzer.alerts.reference_events_seen > 0

@@ -181,6 +181,16 @@ class Analyzer:
                         finding.effect_size,
                     )
 
+    def _reference_actions(self) -> None:
+        """Integrity alerts for changes to pinned references made since the last look (by the CLI, say)."""
+        events = [self.alerts.reference_action(*row) for row in self.store.events(self.alerts.reference_events_seen)
+                  if row[4] in ("promoted", "refused")]
+        if events and self.alert_endpoint:
+            self.store.outbox_add([(e.event_id, outbox.encode(e, self.config.alerts_format)) for e in events])
+            self.alerts_queued = True
+        for event in events:
+            logger.warning("alert %s: %s", event.state, event.body)
+
     def _pinned(self, model: str, version: str):
         """The pinned reference, cached until the store changes (the CLI may pin or promote while we run)."""
         current = self.store.data_version()
@@ -195,6 +205,7 @@ class Analyzer:
     def tick(self, now_ns: int | None = None) -> int:
         """Close windows of silence (wall clock) and checkpoint if due; returns how many windows closed."""
         with self._lock:
+            self._reference_actions()
             closed = self.state.tick(now_ns or time.time_ns())
             self._closed(closed)
             if self._unsaved or time.monotonic() - self._last_checkpoint > self.config.checkpoint_interval:

@@ -141,15 +141,17 @@ class Store:
 
     # --- references -----------------------------------------------------------------------------------------------
     def add_reference(self, ref: Reference, status: str) -> str:
-        """Store a reference as ``pinned`` (only if the version has none) or ``candidate``; returns its hash."""
+        """Store a reference as ``pinned`` (only if the version has none) or ``candidate``; returns its hash.
+        A refused attempt to replace a pinned reference is recorded as a ``refused`` event."""
+        if status == PINNED and self.pinned(ref.model, ref.version) is not None:
+            self._refuse(ref.model, ref.version, f"pinning {ref.hash} over the pinned reference")
+            raise ReferenceActionError(
+                f"{ref.model} {ref.version} already has a pinned reference; add this one as a candidate and "
+                f"promote it with: otelml reference promote --model {ref.model} --version {ref.version} "
+                f"--hash {ref.hash}"
+            )
 
         def write(db):
-            if status == PINNED and self._pinned_row(db, ref.model, ref.version):
-                raise ReferenceActionError(
-                    f"{ref.model} {ref.version} already has a pinned reference; add this one as a candidate and "
-                    f"promote it with: otelml reference promote --model {ref.model} --version {ref.version} "
-                    f"--hash {ref.hash}"
-                )
             db.execute(
                 "INSERT OR REPLACE INTO refs (model, version, hash, status, created_ns, data) VALUES (?, ?, ?, ?, ?, ?)",
                 (ref.model, ref.version, ref.hash, status, ref.created_unix_nano, pickle.dumps(ref)),
@@ -163,6 +165,7 @@ class Store:
         """Pin a candidate when the version has no pinned reference yet."""
         pinned = self.pinned(model, version)
         if pinned is not None:
+            self._refuse(model, version, f"pinning {ref_hash} over the pinned reference {pinned.hash}")
             raise ReferenceActionError(
                 f"{model} {version} already has pinned reference {pinned.hash}; replacing it is explicit: "
                 f"otelml reference promote --model {model} --version {version} --hash {ref_hash}"
@@ -191,6 +194,10 @@ class Store:
         logger.warning("reference of %s %s promoted: %s replaces %s", model, version, ref_hash, replaced)
         return replaced
 
+    def _refuse(self, model: str, version: str, detail: str) -> None:
+        self._run(lambda db: self._event(db, model, version, "refused", detail))
+        logger.warning("refused to replace the pinned reference of %s %s: %s", model, version, detail)
+
     @staticmethod
     def _pinned_row(db, model, version):
         return db.execute(
@@ -217,9 +224,12 @@ class Store:
     def pinned(self, model: str, version: str) -> Reference | None:
         return next((ref for status, ref in self.references(model, version) if status == PINNED), None)
 
-    def events(self) -> list[tuple]:
+    def events(self, after: int = 0) -> list[tuple]:
+        """``(id, time_ns, model, version, action, detail)`` of reference actions after event ``after``."""
         with self._lock:
-            return self._db.execute("SELECT time_ns, model, version, action, detail FROM events ORDER BY id").fetchall()
+            return self._db.execute(
+                "SELECT id, time_ns, model, version, action, detail FROM events WHERE id > ? ORDER BY id", (after,)
+            ).fetchall()
 
     # --- alert outbox ---------------------------------------------------------------------------------------------
     def outbox_add(self, records: list[tuple[str, bytes]]) -> int:
