@@ -283,3 +283,23 @@ def test_scoring_many_features_together_equals_scoring_each_at_the_common_layout
         np.testing.assert_allclose(batched.update(lives), one_by_one.update(lives, common_layout=True), rtol=1e-4,
                                    atol=1e-4)
     assert max(batched._levels) > 0  # the coarser windows went through a rebinned reference, batched
+
+
+def test_a_new_version_that_answers_differently_on_the_same_inputs_is_an_integrity_finding():
+    from otelml.analyzer.detection import Detection
+
+    rng = np.random.default_rng(12)
+    old = synthetic.window(0, features=rng.normal(size=(20_000, 3)), confidence=rng.beta(9, 1, 20_000))
+    previous = Reference("m", "1", old.histograms, "windows of version 1", 20_000)
+
+    def run(confidence_ab):
+        detection = Detection(window_s=60)
+        found = set()
+        for t in range(1, 10):
+            w = synthetic.window(t, features=rng.normal(size=(300, 3)), confidence=rng.beta(*confidence_ab, 300),
+                                 version="2")
+            found |= {f.detector for f in detection.on_window(w, None, previous) if f.alarm}
+        return found
+
+    assert "version comparison" in run((2, 1))  # version 2 is far less sure of itself on the same inputs
+    assert "version comparison" not in run((9, 1))  # version 2 behaves like version 1

@@ -7,7 +7,8 @@ Each model version gets its own detector instances; their state travels in the a
   baseline period; the "mean confidence below X for N minutes" rule;
 - label mix and categorical-feature drift against the version's baseline period;
 - integrity, derived from the drift detectors: the outputs moved (output drift or label mix alarmed) while the inputs
-  did not
+  did not; and, for a new version, its outputs differ from the previous version's on inputs that do not (the
+  previous version's last windows serve as its reference)
   (input drift's statistic stays below half its threshold) -- the signature of a swapped, corrupted or poisoned
   model rather than of a changing world.
 
@@ -52,6 +53,7 @@ class Detection:
         self._detectors: dict = {}  # (model, version) -> {label: Detector}
         self.latest: dict = {}  # (model, version) -> {label: Finding}
         self.alarms: deque = deque(maxlen=MAX_ALARMS)
+        self._versus: dict = {}  # (model, version) -> drift detectors against the previous version
 
     def _for(self, model: str, version: str) -> dict:
         found = self._detectors.get((model, version))
@@ -74,8 +76,10 @@ class Detection:
             }
         return found
 
-    def on_window(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
-        """Findings of every detector on one closed window, alarms first."""
+    def on_window(self, window: ClosedWindow, reference: Reference | None,
+                  previous: Reference | None = None) -> list[Finding]:
+        """Findings of every detector on one closed window, alarms first. ``previous`` is the output and input
+        behaviour of the model's previous version (its last windows), to compare a new version with."""
         findings = []
         latest = self.latest.setdefault((window.model, window.version), {})
         for label, detector in self._for(window.model, window.version).items():
@@ -83,7 +87,12 @@ class Detection:
             if produced:
                 latest[label] = produced[0]
             findings += produced
-        integrity = self._integrity(window, latest, findings)
+        integrity = self._integrity(window, latest.get(INPUT_DRIFT), findings, "integrity")
+        if previous is not None:
+            compared = self._compare_versions(window, previous)
+            findings += compared
+            integrity = integrity or self._integrity(window, compared[0] if compared else None, compared,
+                                                     "version comparison")
         if integrity is not None:
             latest["integrity"] = integrity
             findings.append(integrity)
@@ -91,17 +100,30 @@ class Detection:
         self.alarms.extend(alarms)
         return alarms + [f for f in findings if not f.alarm]
 
+    def _compare_versions(self, window: ClosedWindow, previous: Reference) -> list[Finding]:
+        """Input and output drift of this version against the previous version's recent behaviour."""
+        key = (window.model, window.version)
+        detectors = self._versus.get(key)
+        if detectors is None:
+            drift = dict(false_alarm_days=self.false_alarm_days, window_s=self.window_s, min_effect=self.min_effect)
+            detectors = self._versus[key] = (
+                DriftDetector(DriftConfig(**drift)),
+                DriftDetector(DriftConfig(metric=semconv.METRIC_CONFIDENCE, **drift)),
+            )
+        inputs = detectors[0].update(window, previous)
+        outputs = detectors[1].update(window, previous)
+        return inputs[:1] + outputs  # the inputs' model-level finding first
+
     @staticmethod
-    def _integrity(window, latest, findings) -> Finding | None:
+    def _integrity(window, inputs: Finding | None, findings, detector: str) -> Finding | None:
         output = next((f for f in findings if f.alarm and (
             (f.feature is None and f.details.get("metric") == semconv.METRIC_CONFIDENCE)
             or f.details.get("source") == "labels")), None)
-        inputs = latest.get(INPUT_DRIFT)
         if output is None or inputs is None or inputs.value >= inputs.threshold / 2:
             return None
         return Finding(
             kind=INTEGRITY,
-            detector="integrity",
+            detector=detector,
             model=window.model,
             version=window.version,
             feature=None,

@@ -82,6 +82,7 @@ class Analyzer:
             self.alerts = AlertBook(*alert_settings) if self.alerts is None else _resettled(self.alerts, alert_settings)
         self.alert_endpoint = outbox.configured_endpoint(self.config.alerts_endpoint)
         self._pinned_cache: dict = {}
+        self._previous: dict = {}  # (model, version) -> Reference of the previous version, or None
         self._store_version = self.store.data_version()
         for mv in self.state.models.values():
             mv.history.extend(self.store.windows(mv.model, mv.version, self.config.limits.history))
@@ -160,7 +161,8 @@ class Analyzer:
                         learned.version,
                         learned.hash,
                     )
-            findings = self.detection.on_window(window, reference)
+            findings = self.detection.on_window(window, reference, self._previous_version(window.model,
+                                                                                        window.version))
             events = self.alerts.on_window(window.model, window.version, window.end_unix_nano, findings)
             if events and self.alert_endpoint:
                 self.store.outbox_add([(e.event_id, outbox.encode(e, self.config.alerts_format)) for e in events])
@@ -190,6 +192,18 @@ class Analyzer:
             self.alerts_queued = True
         for event in events:
             logger.warning("alert %s: %s", event.state, event.body)
+
+    def _previous_version(self, model: str, version: str):
+        """The behaviour of the model's previous version (the other version whose data is newest), from its last
+        30 windows with data; fixed when first built, so the comparison has a stable reference."""
+        key = (model, version)
+        if key not in self._previous:
+            others = [mv for (m, v), mv in self.state.models.items() if m == model and v != version]
+            previous = max(others, key=lambda mv: mv.max_event_ns, default=None)
+            windows = [w for w in previous.history if w.points][-30:] if previous is not None else []
+            self._previous[key] = references.from_windows(model, previous.version, windows) \
+                if len(windows) >= 10 else None
+        return self._previous[key]
 
     def _pinned(self, model: str, version: str):
         """The pinned reference, cached until the store changes (the CLI may pin or promote while we run)."""
