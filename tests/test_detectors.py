@@ -303,3 +303,13 @@ def test_a_new_version_that_answers_differently_on_the_same_inputs_is_an_integri
 
     assert "version comparison" in run((2, 1))  # version 2 is far less sure of itself on the same inputs
     assert "version comparison" not in run((9, 1))  # version 2 behaves like version 1
+
+
+def test_a_tenfold_surge_alarms_and_steady_traffic_does_not():
+    from otelml.analyzer.detectors import ThroughputDetector
+
+    rng = np.random.default_rng(13)
+    detector = ThroughputDetector()
+    steady = [synthetic.window(t, calls=int(rng.poisson(120))) for t in range(500)]
+    assert run_rate(detector, steady) is None
+    assert run_rate(detector, [synthetic.window(500 + t, calls=int(rng.poisson(1200))) for t in range(3)]) == 1

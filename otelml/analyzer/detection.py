@@ -33,6 +33,7 @@ from .detectors import (
     LatencyDetector,
     LowConfidenceDetector,
     SequentialConfig,
+    ThroughputDetector,
 )
 from .detectors.base import CRITICAL, INTEGRITY
 from .references import Reference
@@ -73,6 +74,7 @@ class Detection:
                 "latency": LatencyDetector(sequential),
                 "confidence rule": ConfidenceRule(window_s=self.window_s),
                 "availability": AvailabilityDetector(sequential),
+                "throughput": ThroughputDetector(sequential),
             }
         return found
 

@@ -3,7 +3,7 @@
 Every detector is registered here by name; ``tests/test_detectors.py`` runs each through the same contract.
 """
 
-from .availability import AvailabilityDetector
+from .availability import AvailabilityDetector, ThroughputDetector
 from .base import Detector, Finding
 from .categories import CategoryDriftDetector
 from .degradation import (
@@ -28,6 +28,7 @@ REGISTRY = {
         LatencyDetector,
         ConfidenceRule,
         AvailabilityDetector,
+        ThroughputDetector,
     )
 }
 
@@ -41,6 +42,7 @@ __all__ = [
     "LatencyDetector",
     "LowConfidenceDetector",
     "SequentialConfig",
+    "ThroughputDetector",
     "Detector",
     "DriftConfig",
     "DriftDetector",

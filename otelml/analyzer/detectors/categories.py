@@ -82,7 +82,7 @@ class CategoryDriftDetector(Detector):
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
         mixes = self._mixes(window)
-        log_values, effects = {}, {}
+        log_values, effects, chi_square = {}, {}, {}
         for name, mix in mixes.items():
             stream = self._streams.setdefault(name, _Stream())
             if stream.categories is None:
@@ -96,13 +96,15 @@ class CategoryDriftDetector(Detector):
             stream.w = np.maximum(stream.w, 0.0) + increment
             log_values[name] = log_sum_exp(stream.w - math.log(stream.w.size))
             effects[name] = 0.5 * float(np.abs(counts / counts.sum() - stream.p0).sum()) if counts.sum() else 0.0
+            chi_square[name] = _chi_square(counts, stream.p0)
         if not log_values:
             return []
         value = log_sum_exp(list(log_values.values())) - math.log(len(log_values))
         threshold = self.config.log_threshold
         top = max(log_values, key=log_values.get)
         alarm = value >= threshold and effects[top] >= self.min_effect
-        details = {"source": self.source, "mix": mixes.get(top, {}), "baseline": self._streams[top].baseline}
+        details = {"source": self.source, "mix": mixes.get(top, {}), "baseline": self._streams[top].baseline,
+                   **chi_square[top]}
         finding = self._evidence(window, value, threshold, alarm, "total variation", effects[top],
                                  WARNING if alarm else "info", details, feature=top,
                                  statistic="log e-value (mean over streams)")
@@ -127,3 +129,12 @@ class CategoryDriftDetector(Detector):
         stream.radius = math.sqrt(stats.chi2.isf(self.alpha_ref, k - 1) / m) + self.w_min
         stream.seen = np.zeros((self._decay.size, k))
         stream.w = np.zeros(self._decay.size)
+
+
+def _chi_square(counts: np.ndarray, p0: np.ndarray) -> dict:
+    """Pearson's chi-square of one window's mix against the baseline mix, as a per-window effect description (the
+    alarm is the sequential e-detector's, not this test's)."""
+    if counts.sum() == 0:
+        return {}
+    statistic, p_value = stats.chisquare(counts, counts.sum() * p0)
+    return {"chi_square": float(statistic), "chi_square_p": float(p_value)}

@@ -75,6 +75,36 @@ class CountDrop:
         return log_sum_exp(self._w + self._log_weights)
 
 
+class CountRise:
+    """CUSUM e-detector for a Poisson count per window rising above ``rate0``: the likelihood ratio of rate
+    ``rho rate0`` against ``rate0`` for ``rho`` in (1.5, 2, 4, 10); under any rate at most ``rate0`` its expectation
+    is at most 1."""
+
+    def __init__(self, rate0: float, ratios=(1.5, 2.0, 4.0, 10.0)):
+        if rate0 <= 0:
+            raise ValueError(f"rate0 must be positive, got {rate0}")
+        self.rate0 = rate0
+        self._log_rho = np.log(np.asarray(ratios, dtype=np.float64))
+        self._rho = np.asarray(ratios, dtype=np.float64)
+        self._log_weights = np.full(self._rho.size, -math.log(self._rho.size))
+        self.reset()
+
+    def reset(self) -> None:
+        self._w = np.zeros(self._rho.size)
+
+    def update(self, count: float) -> float:
+        self._w = np.maximum(self._w, 0.0) + count * self._log_rho - (self._rho - 1) * self.rate0
+        return log_sum_exp(self._w + self._log_weights)
+
+
+def upper_bound_rate(count: float, windows: int, alpha: float = 1e-3) -> float:
+    """A conservative upper bound on a Poisson rate per window from ``count`` events over ``windows`` windows."""
+    if windows <= 0:
+        return math.inf
+    mean = count / windows
+    return mean + math.sqrt(2 * mean * math.log(1 / alpha) / windows) + math.log(1 / alpha) / windows
+
+
 def upper_bound(events: float, trials: float, alpha: float = 1e-3) -> float:
     """The Wilson score upper bound on a proportion at one-sided level ``alpha``, to guard a learned baseline.
 
