@@ -20,6 +20,7 @@ demo: install
 
 test: install browser
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
 # The status-page test loads the page in Debian's chromium. Installed where we may (root with apt-get, as in CI);

@@ -60,11 +60,23 @@ def decode_floor(body: bytes) -> int:
             for metric in sm.metrics:
                 kind = metric.WhichOneof("data")
                 for p in getattr(metric, kind).data_points:
-                    read = [{kv.key: kv.value.string_value for kv in p.attributes}, p.start_time_unix_nano,
-                            p.time_unix_nano]
+                    read = [
+                        {kv.key: kv.value.string_value for kv in p.attributes},
+                        p.start_time_unix_nano,
+                        p.time_unix_nano,
+                    ]
                     if kind == "exponential_histogram":
-                        read += [p.count, p.sum, p.scale, p.zero_count, p.zero_threshold, p.positive.offset,
-                                 list(p.positive.bucket_counts), p.negative.offset, list(p.negative.bucket_counts)]
+                        read += [
+                            p.count,
+                            p.sum,
+                            p.scale,
+                            p.zero_count,
+                            p.zero_threshold,
+                            p.positive.offset,
+                            list(p.positive.bucket_counts),
+                            p.negative.offset,
+                            list(p.negative.bucket_counts),
+                        ]
                     else:
                         read.append(p.as_int)
                     points += len(read) > 0
@@ -88,8 +100,9 @@ def main(argv=None) -> int:
             decode_floor(body)
             floor_times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            applied = analyzer.ingest("metrics", "application/x-protobuf", body,
-                                      decode_metrics(body, "application/x-protobuf"))
+            applied = analyzer.ingest(
+                "metrics", "application/x-protobuf", body, decode_metrics(body, "application/x-protobuf")
+            )
             ingest_times.append(time.perf_counter() - start)
             assert applied.rejected == 0 and applied.accepted == points, applied.errors
         analyzer.close()
@@ -98,8 +111,10 @@ def main(argv=None) -> int:
     rate = points / ingest
     print(f"request: {len(body) / 1e6:.2f} MB, {points} data points ({histograms} decoded), rounds {rounds}")
     print(f"{'decode-only floor':22s} {floor * 1e3:9.2f} ms  {points / floor:12,.0f} points/s")
-    print(f"{'analyzer ingest':22s} {ingest * 1e3:9.2f} ms  {rate:12,.0f} points/s  "
-          f"(goal >= 50,000: {'ok' if rate >= 50_000 else 'MISSED'})")
+    print(
+        f"{'analyzer ingest':22s} {ingest * 1e3:9.2f} ms  {rate:12,.0f} points/s  "
+        f"(goal >= 50,000: {'ok' if rate >= 50_000 else 'MISSED'})"
+    )
     print(f"{'ingest / floor':22s} {ingest / floor:9.2f}x     (goal <= 3: {'ok' if ingest / floor <= 3 else 'MISSED'})")
     return 0
 

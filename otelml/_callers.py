@@ -88,8 +88,9 @@ class Fingerprinter:
     def __init__(self, key: bytes, names: tuple, bits: int, warm_rows: int = 1000):
         if bits <= 0 or bits % 8:
             raise ValueError("fingerprint_bits must be a positive multiple of 8")
-        seed = int.from_bytes(hmac.new(key, b"otelml fingerprint|" + "|".join(names).encode(), hashlib.sha256)
-                              .digest()[:8], "big")
+        seed = int.from_bytes(
+            hmac.new(key, b"otelml fingerprint|" + "|".join(names).encode(), hashlib.sha256).digest()[:8], "big"
+        )
         self.names = names
         self._projection = np.random.default_rng(seed).standard_normal((len(names), bits))
         self._warm_rows = warm_rows

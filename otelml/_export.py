@@ -50,8 +50,15 @@ def _points(request) -> int:
     return total
 
 
-def otlp_exporter(grpc_class, http_class, http_path: str, protocol: str, endpoint: str | None,
-                  headers: dict | None, timeout_s: float | None):
+def otlp_exporter(
+    grpc_class,
+    http_class,
+    http_path: str,
+    protocol: str,
+    endpoint: str | None,
+    headers: dict | None,
+    timeout_s: float | None,
+):
     """An exporter of ``grpc_class`` or ``http_class`` for ``protocol`` (``grpc``, ``http/protobuf``);
     ``endpoint`` is the base endpoint (``http_path`` such as ``/v1/metrics`` is appended for HTTP); ``None`` values
     come from the ``OTEL_EXPORTER_OTLP_*`` environment, as the exporters read it."""
@@ -75,8 +82,9 @@ def otlp_exporter(grpc_class, http_class, http_path: str, protocol: str, endpoin
 
 def metric_exporter(protocol: str, endpoint: str | None, headers: dict | None, timeout_s: float | None):
     """An OTLP metric exporter that takes encoded requests."""
-    return otlp_exporter(_GrpcRequestExporter, _HttpRequestExporter, "/v1/metrics", protocol, endpoint, headers,
-                         timeout_s)
+    return otlp_exporter(
+        _GrpcRequestExporter, _HttpRequestExporter, "/v1/metrics", protocol, endpoint, headers, timeout_s
+    )
 
 
 class MetricsPump:

@@ -84,7 +84,9 @@ class Call:
         try:
             if inputs is not None:
                 monitor = self.monitor
-                self.names, self.numeric, self.categorical = monitor._features(inputs, self.binding[1].limits.max_features)
+                self.names, self.numeric, self.categorical = monitor._features(
+                    inputs, self.binding[1].limits.max_features
+                )
             if outputs is not None:
                 self.outputs = self.monitor._read_outputs(outputs)
         except Exception as exc:  # never raise into the caller

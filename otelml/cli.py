@@ -94,8 +94,11 @@ def _analyzer(args) -> int:
     from .analyzer.server import Server
 
     handler = logging.StreamHandler()
-    handler.setFormatter(_JsonFormatter() if args.log_format == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        _JsonFormatter()
+        if args.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         config = analyzer_config.load(
@@ -139,11 +142,15 @@ def _reference(args) -> int:
             ref = references.from_data(args.model, args.version, names, numeric, "dataset: " + ", ".join(args.data))
             status = CANDIDATE if store.pinned(args.model, args.version) is not None else PINNED
             store.add_reference(ref, status)
-            print(f"{status} reference {ref.hash} for {args.model} {args.version}: {ref.rows} rows, "
-                  f"{len(names)} features" + (f" (non-numeric columns left out: {', '.join(skipped)})" if skipped else ""))
+            print(
+                f"{status} reference {ref.hash} for {args.model} {args.version}: {ref.rows} rows, "
+                f"{len(names)} features" + (f" (non-numeric columns left out: {', '.join(skipped)})" if skipped else "")
+            )
             if status == CANDIDATE:
-                print(f"a pinned reference exists; to replace it: otelml reference promote --model {args.model} "
-                      f"--version {args.version} --hash {ref.hash} --state-dir {args.state_dir}")
+                print(
+                    f"a pinned reference exists; to replace it: otelml reference promote --model {args.model} "
+                    f"--version {args.version} --hash {ref.hash} --state-dir {args.state_dir}"
+                )
         elif args.action == "show":
             shown = [dict(ref.summary(), status=status) for status, ref in store.references(args.model, args.version)]
             print(json.dumps(shown, indent=2))
@@ -180,8 +187,12 @@ def main(argv=None) -> int:
     analyzer.add_argument("--lateness", type=float, metavar="SECONDS", help="allowed lateness (default 30)")
     analyzer.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="close windows after silence (120)")
     analyzer.add_argument("--warmup", type=int, metavar="N", help="observations per feature for a live reference")
-    analyzer.add_argument("--false-alarm-days", type=float, metavar="DAYS",
-                          help="each detector: at most one false alarm per model per DAYS on average (default 30)")
+    analyzer.add_argument(
+        "--false-alarm-days",
+        type=float,
+        metavar="DAYS",
+        help="each detector: at most one false alarm per model per DAYS on average (default 30)",
+    )
     analyzer.add_argument("--alerts-endpoint", metavar="URL", help="OTLP endpoint for alerts (log records)")
     analyzer.add_argument("--alerts-protocol", choices=["grpc", "http/protobuf"])
     analyzer.add_argument("--tls-cert", metavar="FILE")

@@ -78,14 +78,23 @@ class _Printer(threading.Thread):
         from .testing import attributes
 
         while not self.stop.wait(0.2):
-            records = [r for req in self.sink.requests["logs"] for rl in req.resource_logs for sl in rl.scope_logs
-                       for r in sl.log_records if r.event_name == semconv.EVENT_ALERT]
-            for record in records[self.seen:]:
+            records = [
+                r
+                for req in self.sink.requests["logs"]
+                for rl in req.resource_logs
+                for sl in rl.scope_logs
+                for r in sl.log_records
+                if r.event_name == semconv.EVENT_ALERT
+            ]
+            for record in records[self.seen :]:
                 attrs = attributes(record.attributes)
                 self.kinds.add(attrs[semconv.ALERT_KIND])
                 trace = record.trace_id.hex()[:12] if record.trace_id else "-"
-                print(f"    ALERT [{record.severity_text:5s}] {attrs[semconv.ALERT_STATE]:8s} {record.body.string_value}"
-                      f"  (trace {trace}...)", flush=True)
+                print(
+                    f"    ALERT [{record.severity_text:5s}] {attrs[semconv.ALERT_STATE]:8s} {record.body.string_value}"
+                    f"  (trace {trace}...)",
+                    flush=True,
+                )
             self.seen = len(records)
 
 
@@ -107,9 +116,19 @@ def main(argv=None) -> int:
     probes = _evasion_probes(model, x, rng)
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="otelml-demo-")
     with OTLPSink() as siem:
-        config = AnalyzerConfig(otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http=args.http, state_dir=state_dir,
-                                window=1, lateness=0, warmup=1500, baseline_windows=8, alert_resolve_windows=3,
-                                alerts_endpoint=siem.http_endpoint, alerts_protocol="http/protobuf")
+        config = AnalyzerConfig(
+            otlp_grpc="127.0.0.1:0",
+            otlp_http="127.0.0.1:0",
+            http=args.http,
+            state_dir=state_dir,
+            window=1,
+            lateness=0,
+            warmup=1500,
+            baseline_windows=8,
+            alert_resolve_windows=3,
+            alerts_endpoint=siem.http_endpoint,
+            alerts_protocol="http/protobuf",
+        )
         try:
             server = Server(config).start()
         except OSError as exc:
@@ -118,8 +137,12 @@ def main(argv=None) -> int:
         print(f"analyzer up; status page: http://{config.http.rpartition(':')[0]}:{server.api.port}/", flush=True)
         printer = _Printer(siem)
         printer.start()
-        otelml.configure(endpoint=f"http://127.0.0.1:{server.http.port}", service_name="phishing-service",
-                         set_global_tracer_provider=False, export_interval_s=3600)
+        otelml.configure(
+            endpoint=f"http://127.0.0.1:{server.http.port}",
+            service_name="phishing-service",
+            set_global_tracer_provider=False,
+            export_interval_s=3600,
+        )
         current = {"model": model}
 
         @otelml.monitor(model="phishing-detector", version="1", feature_names=names, classes=model.classes_)

@@ -25,9 +25,21 @@ from otelml.testing import OTLPSink, attributes
 
 def finding(feature, window, alarm=True, severity="critical", value=20.0):
     return Finding(
-        kind="drift", detector="drift", model="m", version="1", feature=feature, statistic="log e-value",
-        value=value, threshold=10.0, alarm=alarm, window_start_unix_nano=window * 60, window_end_unix_nano=window * 60
-        + 60, effect="wasserstein/sd", effect_size=0.4, severity=severity, trace_ids=(("ab" * 16, "cd" * 8),),
+        kind="drift",
+        detector="drift",
+        model="m",
+        version="1",
+        feature=feature,
+        statistic="log e-value",
+        value=value,
+        threshold=10.0,
+        alarm=alarm,
+        window_start_unix_nano=window * 60,
+        window_end_unix_nano=window * 60 + 60,
+        effect="wasserstein/sd",
+        effect_size=0.4,
+        severity=severity,
+        trace_ids=(("ab" * 16, "cd" * 8),),
         details={"metric": semconv.METRIC_FEATURE_VALUE},
     )
 
@@ -71,13 +83,33 @@ def free_port():
 def build_reference(state_dir, tmp_path, model="churn"):
     data = tmp_path / "train.npy"
     np.save(data, np.random.default_rng(0).normal(size=(50_000, 3)))
-    subprocess.run([sys.executable, "-m", "otelml.cli", "reference", "build", "--model", model, "--version", "1",
-                    "--state-dir", state_dir, str(data)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otelml.cli",
+            "reference",
+            "build",
+            "--model",
+            model,
+            "--version",
+            "1",
+            "--state-dir",
+            state_dir,
+            str(data),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def send_drift_then_calm(analyzer_http_port, tracer_provider, drift_windows=3, calm_windows=6):
-    otelml.configure(endpoint=f"http://127.0.0.1:{analyzer_http_port}", tracer_provider=tracer_provider,
-                     create_tracer_provider=False, export_interval_s=3600)
+    otelml.configure(
+        endpoint=f"http://127.0.0.1:{analyzer_http_port}",
+        tracer_provider=tracer_provider,
+        create_tracer_provider=False,
+        export_interval_s=3600,
+    )
     rng = np.random.default_rng(4)
     predict = otelml.monitor(model="churn", version="1")(lambda x: np.tile([0.3, 0.7], (len(x), 1)))
     try:
@@ -106,18 +138,34 @@ def alert_records(sink):
 def test_sdk_to_analyzer_to_an_otlp_log_backend_firing_then_resolved(tmp_path, sink):
     state_dir = str(tmp_path / "state")
     build_reference(state_dir, tmp_path)
-    server = Server(AnalyzerConfig(otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0",
-                                   state_dir=state_dir, window=1, lateness=0, alert_resolve_windows=3,
-                                   alerts_endpoint=sink.grpc_endpoint, alerts_protocol="grpc")).start()
+    server = Server(
+        AnalyzerConfig(
+            otlp_grpc="127.0.0.1:0",
+            otlp_http="127.0.0.1:0",
+            http="127.0.0.1:0",
+            state_dir=state_dir,
+            window=1,
+            lateness=0,
+            alert_resolve_windows=3,
+            alerts_endpoint=sink.grpc_endpoint,
+            alerts_protocol="grpc",
+        )
+    ).start()
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     try:
         send_drift_then_calm(server.http.port, provider)
-        ok = sink.wait_for(lambda: any(
-            attributes(r.attributes)[semconv.ALERT_STATE] == "resolved" for r in alert_records(sink)), 30)
-        assert ok, (sink.transports, len(sink.requests["logs"]), server.sender.delivered, server.sender.failures,
-                    server.analyzer.store.outbox_waiting())
+        ok = sink.wait_for(
+            lambda: any(attributes(r.attributes)[semconv.ALERT_STATE] == "resolved" for r in alert_records(sink)), 30
+        )
+        assert ok, (
+            sink.transports,
+            len(sink.requests["logs"]),
+            server.sender.delivered,
+            server.sender.failures,
+            server.analyzer.store.outbox_waiting(),
+        )
     finally:
         server.stop()
     records = [r for r in alert_records(sink) if attributes(r.attributes)[semconv.ALERT_DETECTOR] == "input drift"]
@@ -157,11 +205,31 @@ def test_alerts_wait_in_the_outbox_and_arrive_once_in_order(tmp_path, kill):
 
     def launch():
         proc = subprocess.Popen(
-            [sys.executable, "-m", "otelml.cli", "analyzer", "--otlp-grpc", f"127.0.0.1:{ports[0]}",
-             "--otlp-http", f"127.0.0.1:{ports[1]}", "--http", f"127.0.0.1:{ports[2]}", "--state-dir", state_dir,
-             "--window", "1", "--lateness", "0", "--alerts-endpoint", f"http://127.0.0.1:{ports[3]}",
-             "--alerts-protocol", "http/protobuf"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "otelml.cli",
+                "analyzer",
+                "--otlp-grpc",
+                f"127.0.0.1:{ports[0]}",
+                "--otlp-http",
+                f"127.0.0.1:{ports[1]}",
+                "--http",
+                f"127.0.0.1:{ports[2]}",
+                "--state-dir",
+                state_dir,
+                "--window",
+                "1",
+                "--lateness",
+                "0",
+                "--alerts-endpoint",
+                f"http://127.0.0.1:{ports[3]}",
+                "--alerts-protocol",
+                "http/protobuf",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             env=dict(os.environ, OTEL_EXPORTER_OTLP_TIMEOUT="1"),
         )
         wait_ready(ports[2], proc)
@@ -216,8 +284,10 @@ def test_ocsf_detection_finding_field_by_field():
     assert analysis["analysis_target"] == {"name": "m 1", "type": "Machine Learning Model"}
     [anomaly] = analysis["anomalies"]
     assert anomaly["observed_attribute"] == "x3" and anomaly["observation_type"] == "Distribution Analysis"
-    assert "log e-value = 20" in anomaly["observations"][0]["value"] and "wasserstein/sd = 0.4" in \
-        anomaly["observations"][0]["value"]
+    assert (
+        "log e-value = 20" in anomaly["observations"][0]["value"]
+        and "wasserstein/sd = 0.4" in anomaly["observations"][0]["value"]
+    )
     assert "threshold 10" in analysis["baselines"][0]["observations"][0]["value"]
     assert first["resources"] == [{"name": "m", "type": "Machine Learning Model", "version": "1"}]
     assert first["metadata"]["product"]["name"] == "otelml" and first["metadata"]["uid"] == fired.event_id
@@ -250,16 +320,28 @@ def test_changing_a_golden_reference_raises_an_integrity_alert(tmp_path, server,
     data = tmp_path / "other.npy"
     np.save(data, np.random.default_rng(9).normal(size=(1000, 3)))
     cli = [sys.executable, "-m", "otelml.cli", "reference"]
-    built = subprocess.run(cli + ["build", "--model", "golden", "--version", "1", "--state-dir", state_dir,
-                                  str(data)], capture_output=True, text=True, check=True)
+    built = subprocess.run(
+        cli + ["build", "--model", "golden", "--version", "1", "--state-dir", state_dir, str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     candidate = built.stdout.split()[2]
-    refused = subprocess.run(cli + ["pin", "--model", "golden", "--version", "1", "--hash", candidate,
-                                    "--state-dir", state_dir], capture_output=True, text=True)
+    refused = subprocess.run(
+        cli + ["pin", "--model", "golden", "--version", "1", "--hash", candidate, "--state-dir", state_dir],
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode == 1
-    subprocess.run(cli + ["promote", "--model", "golden", "--version", "1", "--hash", candidate,
-                          "--state-dir", state_dir], check=True, capture_output=True)
+    subprocess.run(
+        cli + ["promote", "--model", "golden", "--version", "1", "--hash", candidate, "--state-dir", state_dir],
+        check=True,
+        capture_output=True,
+    )
     assert sink.wait_for(lambda: len(alert_records(sink)) >= 2, 15)
     records = [attributes(r.attributes) for r in alert_records(sink)]
     assert [(a[semconv.ALERT_KIND], a[semconv.ALERT_DETECTOR], a[semconv.ALERT_SEVERITY]) for a in records] == [
-        ("integrity", "reference guard", "critical"), ("integrity", "reference guard", "warning")]
+        ("integrity", "reference guard", "critical"),
+        ("integrity", "reference guard", "warning"),
+    ]
     assert all(a[semconv.MODEL_NAME] == "golden" for a in records) and s.analyzer.alerts.reference_events_seen > 0

@@ -136,10 +136,29 @@ def test_restart_after_kill_keeps_references_windows_and_acknowledged_data(tmp_p
 
     def launch():
         proc = subprocess.Popen(
-            [sys.executable, "-m", "otelml.cli", "analyzer", "--otlp-grpc", f"127.0.0.1:{ports[0]}",
-             "--otlp-http", f"127.0.0.1:{ports[1]}", "--http", f"127.0.0.1:{ports[2]}", "--state-dir", state_dir,
-             "--window", "1", "--lateness", "0", "--warmup", "100"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "otelml.cli",
+                "analyzer",
+                "--otlp-grpc",
+                f"127.0.0.1:{ports[0]}",
+                "--otlp-http",
+                f"127.0.0.1:{ports[1]}",
+                "--http",
+                f"127.0.0.1:{ports[2]}",
+                "--state-dir",
+                state_dir,
+                "--window",
+                "1",
+                "--lateness",
+                "0",
+                "--warmup",
+                "100",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert wait_for(lambda: ready(ports[2])), proc.stdout.read() if proc.poll() is not None else "not ready"
         return proc
@@ -147,8 +166,23 @@ def test_restart_after_kill_keeps_references_windows_and_acknowledged_data(tmp_p
     reference = tmp_path / "train.csv"
     reference.write_text("x0,x1\n" + "\n".join(f"{i % 7},{i % 3}" for i in range(500)))
     built = subprocess.run(
-        [sys.executable, "-m", "otelml.cli", "reference", "build", "--model", "credit", "--version", "1",
-         "--state-dir", state_dir, str(reference)], capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "otelml.cli",
+            "reference",
+            "build",
+            "--model",
+            "credit",
+            "--version",
+            "1",
+            "--state-dir",
+            state_dir,
+            str(reference),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     ref_hash = built.stdout.split()[2]
 
@@ -171,8 +205,12 @@ def test_restart_after_kill_keeps_references_windows_and_acknowledged_data(tmp_p
     try:
         after = model(api, "credit")
         assert after["rows"] == 305 and after["windows_closed"] >= before["windows_closed"]
-        assert after["reference"] == {"status": "pinned", "hash": ref_hash, "source": f"dataset: {reference}",
-                                      "rows": 500}
+        assert after["reference"] == {
+            "status": "pinned",
+            "hash": ref_hash,
+            "source": f"dataset: {reference}",
+            "rows": 500,
+        }
     finally:
         proc.terminate()
         proc.wait(10)
@@ -202,18 +240,31 @@ def rows_request(model_name="m", count=5, bucket_counts=None):
             sum=metrics_pb2.Sum(
                 aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA,
                 is_monotonic=True,
-                data_points=[metrics_pb2.NumberDataPoint(attributes=attributes, start_time_unix_nano=now - 10**9,
-                                                         time_unix_nano=now, as_int=count)],
+                data_points=[
+                    metrics_pb2.NumberDataPoint(
+                        attributes=attributes, start_time_unix_nano=now - 10**9, time_unix_nano=now, as_int=count
+                    )
+                ],
             ),
         )
     ]
     if bucket_counts is not None:
         point = metrics_pb2.ExponentialHistogramDataPoint(
-            attributes=attributes, start_time_unix_nano=now - 10**9, time_unix_nano=now, count=10, scale=3,
+            attributes=attributes,
+            start_time_unix_nano=now - 10**9,
+            time_unix_nano=now,
+            count=10,
+            scale=3,
             positive=metrics_pb2.ExponentialHistogramDataPoint.Buckets(offset=0, bucket_counts=bucket_counts),
         )
-        metrics.append(metrics_pb2.Metric(name=semconv.METRIC_FEATURE_VALUE, exponential_histogram=metrics_pb2.ExponentialHistogram(
-            aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, data_points=[point])))
+        metrics.append(
+            metrics_pb2.Metric(
+                name=semconv.METRIC_FEATURE_VALUE,
+                exponential_histogram=metrics_pb2.ExponentialHistogram(
+                    aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, data_points=[point]
+                ),
+            )
+        )
     return metrics_pb.ExportMetricsServiceRequest(
         resource_metrics=[metrics_pb2.ResourceMetrics(scope_metrics=[metrics_pb2.ScopeMetrics(metrics=metrics)])]
     )
@@ -236,13 +287,35 @@ def test_otlp_json_is_accepted_and_answered_in_json(server):
     s = server()
     now = time.time_ns()
     body = {
-        "resourceMetrics": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]},
-                             "scopeMetrics": [{"metrics": [{"name": semconv.METRIC_ROWS, "sum": {
-                                 "aggregationTemporality": 1, "isMonotonic": True, "somethingNew": 1,
-                                 "dataPoints": [{"attributes": [{"key": semconv.MODEL_NAME,
-                                                                 "value": {"stringValue": "json"}}],
-                                                 "startTimeUnixNano": str(now - 10**9), "timeUnixNano": str(now),
-                                                 "asInt": "42"}]}}]}]}]
+        "resourceMetrics": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]},
+                "scopeMetrics": [
+                    {
+                        "metrics": [
+                            {
+                                "name": semconv.METRIC_ROWS,
+                                "sum": {
+                                    "aggregationTemporality": 1,
+                                    "isMonotonic": True,
+                                    "somethingNew": 1,
+                                    "dataPoints": [
+                                        {
+                                            "attributes": [
+                                                {"key": semconv.MODEL_NAME, "value": {"stringValue": "json"}}
+                                            ],
+                                            "startTimeUnixNano": str(now - 10**9),
+                                            "timeUnixNano": str(now),
+                                            "asInt": "42",
+                                        }
+                                    ],
+                                },
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
     }
     status, headers, reply = post(s.http.port, "/v1/metrics", json.dumps(body).encode(), "application/json")
     assert status == 200 and headers["Content-Type"] == "application/json" and json.loads(reply) == {}
@@ -322,19 +395,23 @@ def test_readiness_and_reference_cli(server, tmp_path):
     np.save(data, np.random.default_rng(0).normal(size=(300, 3)))
     state = ["--state-dir", str(tmp_path / "refs")]
     cli = [sys.executable, "-m", "otelml.cli", "reference"]
-    first = subprocess.run(cli + ["build", "--model", "m", "--version", "1", *state, str(data)], capture_output=True,
-                           text=True, check=True)
+    first = subprocess.run(
+        cli + ["build", "--model", "m", "--version", "1", *state, str(data)], capture_output=True, text=True, check=True
+    )
     assert first.stdout.startswith("pinned reference")
     np.save(data, np.random.default_rng(1).normal(size=(300, 3)))
-    second = subprocess.run(cli + ["build", "--model", "m", "--version", "1", *state, str(data)], capture_output=True,
-                            text=True, check=True)
+    second = subprocess.run(
+        cli + ["build", "--model", "m", "--version", "1", *state, str(data)], capture_output=True, text=True, check=True
+    )
     assert second.stdout.startswith("candidate reference") and "promote" in second.stdout
     new_hash = second.stdout.split()[2]
-    refused = subprocess.run(cli + ["pin", "--model", "m", "--version", "1", "--hash", new_hash, *state],
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        cli + ["pin", "--model", "m", "--version", "1", "--hash", new_hash, *state], capture_output=True, text=True
+    )
     assert refused.returncode == 1 and "promote" in refused.stderr
-    subprocess.run(cli + ["promote", "--model", "m", "--version", "1", "--hash", new_hash, *state], check=True,
-                   capture_output=True)
+    subprocess.run(
+        cli + ["promote", "--model", "m", "--version", "1", "--hash", new_hash, *state], check=True, capture_output=True
+    )
     shown = json.loads(subprocess.run(cli + ["show", *state], capture_output=True, text=True, check=True).stdout)
     assert {r["hash"]: r["status"] for r in shown}[new_hash] == "pinned" and len(shown) == 2
 
@@ -353,8 +430,7 @@ def test_the_analyzer_reports_its_own_health_over_otlp(server, sink, monkeypatch
 
 def test_a_new_version_learns_its_reference_from_live_traffic(server):
     s = server(window=1, lateness=0, warmup=200)
-    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False,
-                     export_interval_s=3600)
+    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)
     predict = otelml.monitor(model="live", version="5")(lambda x: np.tile([0.5, 0.5], (len(x), 1)))
     rng = np.random.default_rng(0)
     try:
@@ -386,10 +462,25 @@ def test_drift_injected_through_the_sdk_raises_an_alarm_naming_the_feature(serve
     train = tmp_path / "train.npy"
     np.save(train, rng.normal(size=(50_000, 3)))
     s = server(window=1, lateness=0)
-    subprocess.run([sys.executable, "-m", "otelml.cli", "reference", "build", "--model", "churn", "--version", "1",
-                    "--state-dir", s.config.state_dir, str(train)], check=True, capture_output=True)
-    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False,
-                     export_interval_s=3600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otelml.cli",
+            "reference",
+            "build",
+            "--model",
+            "churn",
+            "--version",
+            "1",
+            "--state-dir",
+            s.config.state_dir,
+            str(train),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)
     predict = otelml.monitor(model="churn", version="1")(lambda x: np.tile([0.2, 0.8], (len(x), 1)))
     try:
         for second in range(6):

@@ -29,8 +29,7 @@ from otelml import semconv
 TOKEN = "tls-s3cret"
 HOUR_MS = 3_600_000  # the periodic readers never fire on their own; the tests collect explicitly
 # The SDK's default explicit bucket boundaries (the OpenTelemetry metrics SDK specification's defaults).
-DEFAULT_BOUNDS = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
-                  10000.0)
+DEFAULT_BOUNDS = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0, 10000.0)
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +47,28 @@ def certificate(directory, name):
         pytest.skip("the openssl command is not installed; it makes the self-signed test certificate")
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     return str(cert), str(key)
 
@@ -97,12 +114,19 @@ def refused(url, context=None):
 def rows_request(count):
     """A hand-built OTLP request: one delta point of the rows counter for model "tls" version "1"."""
     now = time.time_ns()
-    attributes = [KeyValue(key=semconv.MODEL_NAME, value=AnyValue(string_value="tls")),
-                  KeyValue(key=semconv.MODEL_VERSION, value=AnyValue(string_value="1"))]
-    point = metrics_pb2.NumberDataPoint(attributes=attributes, start_time_unix_nano=now - 10**9, time_unix_nano=now,
-                                        as_int=count)
-    metric = metrics_pb2.Metric(name=semconv.METRIC_ROWS, sum=metrics_pb2.Sum(
-        aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, is_monotonic=True, data_points=[point]))
+    attributes = [
+        KeyValue(key=semconv.MODEL_NAME, value=AnyValue(string_value="tls")),
+        KeyValue(key=semconv.MODEL_VERSION, value=AnyValue(string_value="1")),
+    ]
+    point = metrics_pb2.NumberDataPoint(
+        attributes=attributes, start_time_unix_nano=now - 10**9, time_unix_nano=now, as_int=count
+    )
+    metric = metrics_pb2.Metric(
+        name=semconv.METRIC_ROWS,
+        sum=metrics_pb2.Sum(
+            aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, is_monotonic=True, data_points=[point]
+        ),
+    )
     return metrics_pb.ExportMetricsServiceRequest(
         resource_metrics=[metrics_pb2.ResourceMetrics(scope_metrics=[metrics_pb2.ScopeMetrics(metrics=[metric])])]
     )
@@ -140,16 +164,20 @@ def test_tls_and_bearer_token_on_every_listener_with_the_real_exporters(server, 
     header = {"Authorization": f"Bearer {TOKEN}"}
 
     # (a) the OTLP/HTTP exporter over HTTPS, trusting the self-signed certificate
-    http_exporter = HttpMetricExporter(endpoint=f"https://127.0.0.1:{s.http.port}/v1/metrics",
-                                       certificate_file=cert, headers=header)
+    http_exporter = HttpMetricExporter(
+        endpoint=f"https://127.0.0.1:{s.http.port}/v1/metrics", certificate_file=cert, headers=header
+    )
     send_rows(http_exporter, 7, "http")
     assert tls_rows(s, context) == 7
 
     # (b) the OTLP/gRPC exporter over TLS, trusting the same certificate
     # gRPC metadata keys must be lower case: the exporter passes {"Authorization": ...} on and grpc refuses it
-    grpc_exporter = GrpcMetricExporter(endpoint=f"127.0.0.1:{s.grpc.port}", insecure=False,
-                                       headers={"authorization": f"Bearer {TOKEN}"},
-                                       credentials=grpc.ssl_channel_credentials(root_certificates=ca_bytes))
+    grpc_exporter = GrpcMetricExporter(
+        endpoint=f"127.0.0.1:{s.grpc.port}",
+        insecure=False,
+        headers={"authorization": f"Bearer {TOKEN}"},
+        credentials=grpc.ssl_channel_credentials(root_certificates=ca_bytes),
+    )
     send_rows(grpc_exporter, 5, "grpc")
     assert tls_rows(s, context) == 12
 
@@ -157,8 +185,9 @@ def test_tls_and_bearer_token_on_every_listener_with_the_real_exporters(server, 
     status, reply = https(s.http.port, "/v1/metrics", context, body=rows_request(100).SerializeToString())
     assert status == 401 and b"bearer token" in reply
     assert https(s.api.port, "/api/models", context)[0] == 401
-    assert https(s.http.port, "/v1/metrics", context, token="wrong",
-                 body=rows_request(100).SerializeToString())[0] == 401
+    assert (
+        https(s.http.port, "/v1/metrics", context, token="wrong", body=rows_request(100).SerializeToString())[0] == 401
+    )
     tls_channel = grpc.secure_channel(f"127.0.0.1:{s.grpc.port}", grpc.ssl_channel_credentials(ca_bytes))
     stub = metrics_grpc.MetricsServiceStub(tls_channel)
     assert grpc_status(stub, rows_request(100)) == grpc.StatusCode.UNAUTHENTICATED
@@ -172,8 +201,12 @@ def test_tls_and_bearer_token_on_every_listener_with_the_real_exporters(server, 
     for port in (s.api.port, s.http.port):
         refused(f"http://127.0.0.1:{port}/healthz")
     plain = grpc.insecure_channel(f"127.0.0.1:{s.grpc.port}")
-    assert grpc_status(metrics_grpc.MetricsServiceStub(plain), rows_request(100),
-                       metadata=[("authorization", f"Bearer {TOKEN}")]) == grpc.StatusCode.UNAVAILABLE
+    assert (
+        grpc_status(
+            metrics_grpc.MetricsServiceStub(plain), rows_request(100), metadata=[("authorization", f"Bearer {TOKEN}")]
+        )
+        == grpc.StatusCode.UNAVAILABLE
+    )
     plain.close()
 
     # a client trusting another CA refuses the analyzer's certificate
@@ -181,8 +214,14 @@ def test_tls_and_bearer_token_on_every_listener_with_the_real_exporters(server, 
         error = refused(f"https://127.0.0.1:{port}/healthz", context=trusting(other_ca))
         assert isinstance(error.reason, ssl.SSLCertVerificationError)
     stranger = grpc.secure_channel(f"127.0.0.1:{s.grpc.port}", grpc.ssl_channel_credentials(other_ca_bytes))
-    assert grpc_status(metrics_grpc.MetricsServiceStub(stranger), rows_request(100),
-                       metadata=[("authorization", f"Bearer {TOKEN}")]) == grpc.StatusCode.UNAVAILABLE
+    assert (
+        grpc_status(
+            metrics_grpc.MetricsServiceStub(stranger),
+            rows_request(100),
+            metadata=[("authorization", f"Bearer {TOKEN}")],
+        )
+        == grpc.StatusCode.UNAVAILABLE
+    )
     stranger.close()
     assert tls_rows(s, context) == 13
     health = json.loads(https(s.api.port, "/api/health", context, token=TOKEN)[1])
@@ -200,9 +239,12 @@ def test_raw_sdk_cumulative_counter_and_explicit_histogram_over_grpc_count_once_
     rows_sent, recorded = 0, []
     for run in range(2):  # a second meter provider: new start times, a reset of every cumulative stream
         exporter = GrpcMetricExporter(
-            endpoint=f"http://127.0.0.1:{s.grpc.port}", insecure=True,
-            preferred_temporality={Counter: AggregationTemporality.CUMULATIVE,
-                                   Histogram: AggregationTemporality.CUMULATIVE},
+            endpoint=f"http://127.0.0.1:{s.grpc.port}",
+            insecure=True,
+            preferred_temporality={
+                Counter: AggregationTemporality.CUMULATIVE,
+                Histogram: AggregationTemporality.CUMULATIVE,
+            },
         )
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=HOUR_MS)
         provider = MeterProvider(metric_readers=[reader], resource=Resource({"service.name": "raw"}))

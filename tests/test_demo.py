@@ -7,7 +7,9 @@ import sys
 def test_the_demo_runs_end_to_end_and_every_injected_problem_alerts(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "otelml.cli", "demo", "--http", "127.0.0.1:0", "--state-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout

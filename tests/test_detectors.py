@@ -30,10 +30,18 @@ def feature_key(name):
 def window(index, matrix, names):
     hists = histogram.from_columns(matrix)
     return ClosedWindow(
-        model="m", version="1", index=index, start_unix_nano=index * WINDOW_NS, end_unix_nano=(index + 1) * WINDOW_NS,
+        model="m",
+        version="1",
+        index=index,
+        start_unix_nano=index * WINDOW_NS,
+        end_unix_nano=(index + 1) * WINDOW_NS,
         histograms={feature_key(n): h for n, h in zip(names, hists)},
-        explicit={}, counters={(semconv.METRIC_ROWS, ()): matrix.shape[0]}, gauges={}, exemplars=(),
-        points=len(names) + 1, closed_by="watermark",
+        explicit={},
+        counters={(semconv.METRIC_ROWS, ()): matrix.shape[0]},
+        gauges={},
+        exemplars=(),
+        points=len(names) + 1,
+        closed_by="watermark",
     )
 
 
@@ -117,8 +125,10 @@ def test_a_variance_change_is_found():
     rng = np.random.default_rng(7)
     names, ref = reference(rng, 5)
     detector = DriftDetector()
-    alarmed = [any(f.alarm for f in detector.update(w, ref))
-               for w in stream(rng, names, 30, 500, shift_from=0, scale=1.5, shifted=(0,))]
+    alarmed = [
+        any(f.alarm for f in detector.update(w, ref))
+        for w in stream(rng, names, 30, 500, shift_from=0, scale=1.5, shifted=(0,))
+    ]
     assert any(alarmed[:10])
 
 
@@ -128,8 +138,10 @@ def test_huge_windows_do_not_turn_irrelevant_shifts_into_alarms():
         rng = np.random.default_rng(11)
         names, ref = reference(rng, 3, rows=1_000_000)
         detector = DriftDetector(DriftConfig(min_effect=min_effect))
-        alarmed = [any(f.alarm for f in detector.update(w, ref))
-                   for w in stream(rng, names, 40, 50_000, shift_from=0, shift=0.02, shifted=range(3))]
+        alarmed = [
+            any(f.alarm for f in detector.update(w, ref))
+            for w in stream(rng, names, 40, 50_000, shift_from=0, shift=0.02, shifted=range(3))
+        ]
         assert any(alarmed) == expect_alarm
 
 
@@ -191,9 +203,13 @@ def test_error_rate_false_alarms_and_detection():
         rng = np.random.default_rng(400 + seed)
         detector = ErrorRateDetector(SequentialConfig(false_alarm_days=100 * 60 / 86400))  # A = 100 windows
         for t in range(330):
-            alarms += any(f.alarm for f in detector.update(synthetic.window(t, calls=500, errors=int(rng.binomial(500, 0.01))), None))
-        delays.append(run_rate(detector, (synthetic.window(t, calls=500, errors=int(rng.binomial(500, 0.05)))
-                                          for t in range(20))))
+            alarms += any(
+                f.alarm
+                for f in detector.update(synthetic.window(t, calls=500, errors=int(rng.binomial(500, 0.01))), None)
+            )
+        delays.append(
+            run_rate(detector, (synthetic.window(t, calls=500, errors=int(rng.binomial(500, 0.05))) for t in range(20)))
+        )
     assert alarms <= 10 * 300 / 100  # ARL >= A after the 30-window baseline
     assert all(d is not None and d <= 3 for d in delays), delays
 
@@ -280,8 +296,9 @@ def test_scoring_many_features_together_equals_scoring_each_at_the_common_layout
     assert any(r.zero_threshold > 0 for r in references)
     batched, one_by_one = FeatureBank(references), FeatureBank(references)
     for lives in windows:
-        np.testing.assert_allclose(batched.update(lives), one_by_one.update(lives, common_layout=True), rtol=1e-4,
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            batched.update(lives), one_by_one.update(lives, common_layout=True), rtol=1e-4, atol=1e-4
+        )
     assert max(batched._levels) > 0  # the coarser windows went through a rebinned reference, batched
 
 
@@ -296,8 +313,9 @@ def test_a_new_version_that_answers_differently_on_the_same_inputs_is_an_integri
         detection = Detection(window_s=60)
         found = set()
         for t in range(1, 10):
-            w = synthetic.window(t, features=rng.normal(size=(300, 3)), confidence=rng.beta(*confidence_ab, 300),
-                                 version="2")
+            w = synthetic.window(
+                t, features=rng.normal(size=(300, 3)), confidence=rng.beta(*confidence_ab, 300), version="2"
+            )
             found |= {f.detector for f in detection.on_window(w, None, previous) if f.alarm}
         return found
 

@@ -23,8 +23,9 @@ def test_quick_evaluation_prints_every_table_with_numbers():
     out = result.stdout
 
     false_alarms = section(out, "1. False drift alarms")
-    assert re.search(r"otelml DriftDetector, A=43,200.*\s\d+\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.23\s+(ok|MISSED)$",
-                     false_alarms, re.M), false_alarms
+    assert re.search(
+        r"otelml DriftDetector, A=43,200.*\s\d+\s+\d+\.\d\d\s+\d+\.\d\d\s+0\.23\s+(ok|MISSED)$", false_alarms, re.M
+    ), false_alarms
     for peer in ("ADWIN", "KSWIN", "KS per window"):
         assert re.search(rf"^\s+{peer}.*\d+\.\d\d", false_alarms, re.M), false_alarms
 
@@ -40,8 +41,9 @@ def test_quick_evaluation_prints_every_table_with_numbers():
     assert re.search(r"River SEA .*otelml drift", real) and re.search(r"River RandomRBF .*ADWIN", real), real
 
     accuracy = section(out, "5. Accuracy drop")
-    assert len(re.findall(r"^\s+(otelml AccuracyDetector|ADWIN on 0/1 errors)\s+\d+\s+(> )?[\d,]+", accuracy,
-                          re.M)) == 4, accuracy
+    assert (
+        len(re.findall(r"^\s+(otelml AccuracyDetector|ADWIN on 0/1 errors)\s+\d+\s+(> )?[\d,]+", accuracy, re.M)) == 4
+    ), accuracy
 
     speed = section(out, "6. Speed")
     assert re.search(r"later windows, median of \d+\s+\d+\.\d\s+(ok|MISSED)", speed), speed

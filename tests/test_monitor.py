@@ -324,7 +324,9 @@ def test_hostile_inputs_are_capped_before_any_work(runtime, dropped):
     assert len({k[1] for k in snap.histograms if k[0] == semconv.METRIC_FEATURE_VALUE}) == 512
     assert dropped()["cardinality_limit"] == 100_000 - 512
     assert {len(k[1]) for k in snap.counters if k[0] == semconv.METRIC_PREDICTIONS} == {128}
-    otelml.monitor(model="names", version="1")(lambda x: np.zeros(1))(pd.DataFrame({long_name: [1.0], "c": ["v" * 5000]}))
+    otelml.monitor(model="names", version="1")(lambda x: np.zeros(1))(
+        pd.DataFrame({long_name: [1.0], "c": ["v" * 5000]})
+    )
     snap = collect(runtime)[("names", "1")]
     assert {k[1] for k in snap.histograms if k[0] == semconv.METRIC_FEATURE_VALUE} == {"n" * 128}
     assert {len(k[1][1]) for k in snap.counters if k[0] == semconv.METRIC_FEATURE_CATEGORY} == {128}

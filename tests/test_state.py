@@ -18,14 +18,21 @@ def key(metric, model="m", version="1", instance="a", **extra):
 
 
 def rows(t, n, cumulative=False, start=None, **k):
-    return Point(key(semconv.METRIC_ROWS, **k), "sum", start if start is not None else t - S, t, cumulative, n,
-                 monotonic=True)
+    return Point(
+        key(semconv.METRIC_ROWS, **k), "sum", start if start is not None else t - S, t, cumulative, n, monotonic=True
+    )
 
 
 def feature(t, values, name="a", cumulative=False, start=None, **k):
     h = histogram.from_values(np.asarray(values, dtype=float))
-    return Point(key(semconv.METRIC_FEATURE_VALUE, **{semconv.FEATURE_NAME: name}, **k), "exponential",
-                 start if start is not None else t - S, t, cumulative, h)
+    return Point(
+        key(semconv.METRIC_FEATURE_VALUE, **{semconv.FEATURE_NAME: name}, **k),
+        "exponential",
+        start if start is not None else t - S,
+        t,
+        cumulative,
+        h,
+    )
 
 
 def state(**config):
@@ -39,8 +46,10 @@ def apply(st, *points, now=None):
 def test_cumulative_sums_become_deltas_with_resets():
     deltas = Deltas()
     k = key(semconv.METRIC_ROWS)
-    out = [deltas.delta(Point(k, "sum", T0, T0 + t * S, True, v, monotonic=True)).value for t, v in
-           [(1, 10), (2, 25), (3, 25), (4, 5)]]  # 5 < 25: a reset that kept its start time
+    out = [
+        deltas.delta(Point(k, "sum", T0, T0 + t * S, True, v, monotonic=True)).value
+        for t, v in [(1, 10), (2, 25), (3, 25), (4, 5)]
+    ]  # 5 < 25: a reset that kept its start time
     assert out == [10, 15, 0, 5]
     assert deltas.delta(Point(k, "sum", T0 + 10 * S, T0 + 11 * S, True, 7, monotonic=True)).value == 7  # new start
     with pytest.raises(StalePoint):
@@ -106,7 +115,9 @@ def test_replicas_add_up_and_replay_at_any_grouping_gives_the_same_windows():
         closed = []
         for i in range(0, len(points), batch):
             closed += apply(st, *points[i : i + batch]).closed
-        return [(w.index, w.counter(semconv.METRIC_ROWS), w.histogram(semconv.METRIC_FEATURE_VALUE).count) for w in closed]
+        return [
+            (w.index, w.counter(semconv.METRIC_ROWS), w.histogram(semconv.METRIC_FEATURE_VALUE).count) for w in closed
+        ]
 
     one_by_one, all_at_once, in_sevens = run(1), run(len(points)), run(7)
     assert one_by_one == in_sevens

@@ -23,7 +23,9 @@ def chromium_dom(url: str) -> str:
         pytest.skip("needs Debian's chromium package (apt-get install chromium)")
     result = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=2000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -33,13 +35,38 @@ def test_the_status_page_shows_models_detectors_alerts_and_plots(tmp_path):
     state_dir = str(tmp_path / "state")
     data = tmp_path / "train.npy"
     np.save(data, np.random.default_rng(0).normal(size=(20_000, 3)))
-    subprocess.run([sys.executable, "-m", "otelml.cli", "reference", "build", "--model", "scorer", "--version", "4",
-                    "--state-dir", state_dir, str(data)], check=True, capture_output=True)
-    server = Server(AnalyzerConfig(otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0",
-                                   state_dir=state_dir, window=1, lateness=0)).start()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otelml.cli",
+            "reference",
+            "build",
+            "--model",
+            "scorer",
+            "--version",
+            "4",
+            "--state-dir",
+            state_dir,
+            str(data),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = Server(
+        AnalyzerConfig(
+            otlp_grpc="127.0.0.1:0",
+            otlp_http="127.0.0.1:0",
+            http="127.0.0.1:0",
+            state_dir=state_dir,
+            window=1,
+            lateness=0,
+        )
+    ).start()
     try:
-        otelml.configure(endpoint=f"http://127.0.0.1:{server.http.port}", create_tracer_provider=False,
-                         export_interval_s=3600)
+        otelml.configure(
+            endpoint=f"http://127.0.0.1:{server.http.port}", create_tracer_provider=False, export_interval_s=3600
+        )
         predict = otelml.monitor(model="scorer", version="4")(lambda x: np.tile([0.1, 0.9], (len(x), 1)))
         rng = np.random.default_rng(1)
         for second in range(4):

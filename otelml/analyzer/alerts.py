@@ -62,17 +62,24 @@ class AlertBook:
         self.open: dict = {}  # key -> Alert
         self.reference_events_seen = 0  # the store's reference actions already turned into alerts
 
-    def reference_action(self, event_id: int, time_ns: int, model: str, version: str, action: str,
-                         detail: str) -> AlertEvent:
+    def reference_action(
+        self, event_id: int, time_ns: int, model: str, version: str, action: str, detail: str
+    ) -> AlertEvent:
         """An integrity alert for a change to a pinned reference: ``promoted`` (an explicit replacement, warning)
         or ``refused`` (an attempt to overwrite it, critical). One record, no life cycle."""
         self.reference_events_seen = max(self.reference_events_seen, event_id)
         severity = "critical" if action == "refused" else "warning"
         number, text = _OTEL_SEVERITY[severity]
         alert_id = str(uuid.uuid5(_NAMESPACE, f"reference event {event_id} {model} {version}"))
-        body = (f"integrity alert (reference guard): model {model} version {version}: "
-                + ("an attempt to overwrite the pinned reference was refused: " if action == "refused"
-                   else "the pinned reference was replaced: ") + detail)
+        body = (
+            f"integrity alert (reference guard): model {model} version {version}: "
+            + (
+                "an attempt to overwrite the pinned reference was refused: "
+                if action == "refused"
+                else "the pinned reference was replaced: "
+            )
+            + detail
+        )
         attributes = {
             semconv.ALERT_ID: alert_id,
             semconv.ALERT_EVENT_ID: f"{alert_id}:1",
@@ -89,8 +96,9 @@ class AlertBook:
             semconv.ALERT_WINDOW_START: time_ns,
             semconv.ALERT_WINDOW_END: time_ns,
         }
-        return AlertEvent(f"{alert_id}:1", alert_id, semconv.ALERT_STATE_FIRING, number, text, time_ns, body,
-                          attributes, "", "")
+        return AlertEvent(
+            f"{alert_id}:1", alert_id, semconv.ALERT_STATE_FIRING, number, text, time_ns, body, attributes, "", ""
+        )
 
     def on_window(self, model: str, version: str, window_end: int, findings: list) -> list[AlertEvent]:
         """Events for one closed window of one model version, given its findings (alarming or not)."""

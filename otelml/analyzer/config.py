@@ -51,7 +51,9 @@ class AnalyzerConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both tls_cert and tls_key")
         if self.warmup < 1 or self.max_inflight < 1 or self.checkpoint_interval <= 0 or self.false_alarm_days <= 0:
-            raise ValueError("warmup and max_inflight must be at least 1; checkpoint_interval, false_alarm_days positive")
+            raise ValueError(
+                "warmup and max_inflight must be at least 1; checkpoint_interval, false_alarm_days positive"
+            )
         if self.alerts_format not in ("text", "ocsf"):
             raise ValueError(f"alerts_format must be 'text' or 'ocsf', got {self.alerts_format!r}")
         self.state_config()  # validates window, lateness, idle timeout

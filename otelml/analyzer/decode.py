@@ -435,6 +435,7 @@ def _stream_key(resource: tuple, scope: str, metric: str, key_values) -> StreamK
         _KEYS[lookup] = key
     return key
 
+
 def _attributes(key_values) -> dict:
     """``KeyValue`` list as a dict of plain, hashable Python values (the last of duplicate keys wins)."""
     return {kv.key: _value(kv.value) for kv in key_values}

@@ -44,8 +44,9 @@ INPUT_DRIFT, OUTPUT_DRIFT, LABEL_MIX = "input drift", "output drift", "label mix
 
 
 class Detection:
-    def __init__(self, window_s: float, false_alarm_days: float = 30.0, min_effect: float = 0.05,
-                 baseline_windows: int = 30):
+    def __init__(
+        self, window_s: float, false_alarm_days: float = 30.0, min_effect: float = 0.05, baseline_windows: int = 30
+    ):
         self.window_s = window_s
         self.false_alarm_days = false_alarm_days
         self.min_effect = min_effect
@@ -60,14 +61,16 @@ class Detection:
         found = self._detectors.get((model, version))
         if found is None:
             drift = dict(false_alarm_days=self.false_alarm_days, window_s=self.window_s, min_effect=self.min_effect)
-            sequential = SequentialConfig(false_alarm_days=self.false_alarm_days, window_s=self.window_s,
-                                          baseline_windows=self.baseline_windows)
+            sequential = SequentialConfig(
+                false_alarm_days=self.false_alarm_days, window_s=self.window_s, baseline_windows=self.baseline_windows
+            )
             found = self._detectors[(model, version)] = {
                 INPUT_DRIFT: DriftDetector(DriftConfig(**drift)),
                 OUTPUT_DRIFT: DriftDetector(DriftConfig(metric=semconv.METRIC_CONFIDENCE, **drift)),
                 LABEL_MIX: CategoryDriftDetector(source="labels", config=sequential, min_effect=self.min_effect),
-                "category drift": CategoryDriftDetector(source="features", config=sequential,
-                                                        min_effect=self.min_effect),
+                "category drift": CategoryDriftDetector(
+                    source="features", config=sequential, min_effect=self.min_effect
+                ),
                 "error rate": ErrorRateDetector(sequential),
                 "low confidence": LowConfidenceDetector(sequential),
                 "accuracy": AccuracyDetector(sequential),
@@ -78,8 +81,9 @@ class Detection:
             }
         return found
 
-    def on_window(self, window: ClosedWindow, reference: Reference | None,
-                  previous: Reference | None = None) -> list[Finding]:
+    def on_window(
+        self, window: ClosedWindow, reference: Reference | None, previous: Reference | None = None
+    ) -> list[Finding]:
         """Findings of every detector on one closed window, alarms first. ``previous`` is the output and input
         behaviour of the model's previous version (its last windows), to compare a new version with."""
         findings = []
@@ -93,8 +97,9 @@ class Detection:
         if previous is not None:
             compared = self._compare_versions(window, previous)
             findings += compared
-            integrity = integrity or self._integrity(window, compared[0] if compared else None, compared,
-                                                     "version comparison")
+            integrity = integrity or self._integrity(
+                window, compared[0] if compared else None, compared, "version comparison"
+            )
         if integrity is not None:
             latest["integrity"] = integrity
             findings.append(integrity)
@@ -118,9 +123,18 @@ class Detection:
 
     @staticmethod
     def _integrity(window, inputs: Finding | None, findings, detector: str) -> Finding | None:
-        output = next((f for f in findings if f.alarm and (
-            (f.feature is None and f.details.get("metric") == semconv.METRIC_CONFIDENCE)
-            or f.details.get("source") == "labels")), None)
+        output = next(
+            (
+                f
+                for f in findings
+                if f.alarm
+                and (
+                    (f.feature is None and f.details.get("metric") == semconv.METRIC_CONFIDENCE)
+                    or f.details.get("source") == "labels"
+                )
+            ),
+            None,
+        )
         if output is None or inputs is None or inputs.value >= inputs.threshold / 2:
             return None
         return Finding(

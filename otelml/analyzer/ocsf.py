@@ -79,21 +79,31 @@ def detection_finding(event: AlertEvent) -> dict:
             "types": [kind],
             "first_seen_time": start_ms,
             "last_seen_time": end_ms,
-            "analytic": {"uid": a[semconv.ALERT_DETECTOR], "name": a[semconv.ALERT_DETECTOR], "type_id": 3,
-                         "type": "Statistical"},
+            "analytic": {
+                "uid": a[semconv.ALERT_DETECTOR],
+                "name": a[semconv.ALERT_DETECTOR],
+                "type_id": 3,
+                "type": "Statistical",
+            },
         },
         "anomaly_analyses": [
             {
                 "analysis_target": target,
                 "anomalies": [
-                    {"observed_attribute": name, "observation_type": observation_type,
-                     "observations": [observation]}
+                    {"observed_attribute": name, "observation_type": observation_type, "observations": [observation]}
                     for name in observed
                 ],
                 "baselines": [
-                    {"observed_attribute": name, "observation_type": observation_type,
-                     "observations": [{"value": f"threshold {a[semconv.ALERT_THRESHOLD]:.6g} against the "
-                                                f"reference of {model} {version}"}]}
+                    {
+                        "observed_attribute": name,
+                        "observation_type": observation_type,
+                        "observations": [
+                            {
+                                "value": f"threshold {a[semconv.ALERT_THRESHOLD]:.6g} against the "
+                                f"reference of {model} {version}"
+                            }
+                        ],
+                    }
                     for name in observed
                 ],
             }

@@ -60,8 +60,9 @@ class _HttpLogRequestExporter(_HttpLogExporter):
 
 def log_exporter(protocol: str, endpoint: str | None, headers: dict | None, timeout_s: float | None):
     """An OTLP log exporter with ``send(ExportLogsServiceRequest) -> bool``; ``None`` values come from the env."""
-    return otlp_exporter(_GrpcLogRequestExporter, _HttpLogRequestExporter, "/v1/logs", protocol, endpoint, headers,
-                         timeout_s)
+    return otlp_exporter(
+        _GrpcLogRequestExporter, _HttpLogRequestExporter, "/v1/logs", protocol, endpoint, headers, timeout_s
+    )
 
 
 def encode(event: AlertEvent, body_format: str = "text") -> bytes:

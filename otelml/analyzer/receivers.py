@@ -8,7 +8,8 @@
   optionally gzip. Answers: 200 with the export response (partial success when points were rejected), 400 with a
   ``google.rpc.Status`` for undecodable bodies, 413 past 64 MiB after decompression, 415 for other content types,
   503 with ``Retry-After`` when overloaded, 401 without the bearer token. Responses use the request's encoding.
-- Status page and API on ``--http``: ``GET /`` (the status page, HTML), ``GET /healthz`` (alive), ``GET /readyz`` (state loaded, receivers up),
+- Status page and API on ``--http``: ``GET /`` (the status page, HTML), ``GET /healthz`` (alive),
+  ``GET /readyz`` (state loaded, receivers up),
   ``GET /api/models``, ``GET /api/health``, ``GET /api/alarms``. ``/api/*`` needs the bearer token when one is
   set.
 
@@ -50,10 +51,18 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
 _SIGNALS = {
-    "metrics": (decode_metrics, metrics_pb.ExportMetricsServiceResponse, metrics_pb.ExportMetricsPartialSuccess,
-                "rejected_data_points"),
-    "traces": (decode_traces, trace_pb.ExportTraceServiceResponse, trace_pb.ExportTracePartialSuccess,
-               "rejected_spans"),
+    "metrics": (
+        decode_metrics,
+        metrics_pb.ExportMetricsServiceResponse,
+        metrics_pb.ExportMetricsPartialSuccess,
+        "rejected_data_points",
+    ),
+    "traces": (
+        decode_traces,
+        trace_pb.ExportTraceServiceResponse,
+        trace_pb.ExportTracePartialSuccess,
+        "rejected_spans",
+    ),
 }
 
 
@@ -88,7 +97,10 @@ class GrpcReceiver:
             options=[("grpc.max_receive_message_length", MAX_BODY), ("grpc.max_send_message_length", MAX_BODY)],
         )
         handlers = {
-            "opentelemetry.proto.collector.metrics.v1.MetricsService": ("metrics", metrics_pb.ExportMetricsServiceResponse),
+            "opentelemetry.proto.collector.metrics.v1.MetricsService": (
+                "metrics",
+                metrics_pb.ExportMetricsServiceResponse,
+            ),
             "opentelemetry.proto.collector.trace.v1.TraceService": ("traces", trace_pb.ExportTraceServiceResponse),
         }
         for service, (signal, response_type) in handlers.items():
@@ -238,8 +250,9 @@ def http_receiver(analyzer: Analyzer, address: str) -> _Thread:
                 except zlib.error as exc:
                     return self._status(400, code_pb2.INVALID_ARGUMENT, f"bad gzip body: {exc}", json_wanted)
             elif encoding not in ("", "identity"):
-                return self._status(415, code_pb2.INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}",
-                                    json_wanted)
+                return self._status(
+                    415, code_pb2.INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}", json_wanted
+                )
             try:
                 decoded = _SIGNALS[self.signal][0](body, content_type)
             except DecodeError as exc:

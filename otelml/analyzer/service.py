@@ -66,8 +66,12 @@ class Analyzer:
             self.state = State(self.config.state_config())
         if self.warmup is None or self.warmup.observations != self.config.warmup:
             self.warmup = references.Warmup(self.config.warmup)
-        settings = (self.config.window, self.config.false_alarm_days, self.config.min_effect,
-                    self.config.baseline_windows)
+        settings = (
+            self.config.window,
+            self.config.false_alarm_days,
+            self.config.min_effect,
+            self.config.baseline_windows,
+        )
         if self.detection is None or self.detection.settings != settings:
             self.detection = Detection(*settings)
         alert_settings = (
@@ -161,8 +165,7 @@ class Analyzer:
                         learned.version,
                         learned.hash,
                     )
-            findings = self.detection.on_window(window, reference, self._previous_version(window.model,
-                                                                                        window.version))
+            findings = self.detection.on_window(window, reference, self._previous_version(window.model, window.version))
             events = self.alerts.on_window(window.model, window.version, window.end_unix_nano, findings)
             if events and self.alert_endpoint:
                 self.store.outbox_add([(e.event_id, outbox.encode(e, self.config.alerts_format)) for e in events])
@@ -185,8 +188,11 @@ class Analyzer:
 
     def _reference_actions(self) -> None:
         """Integrity alerts for changes to pinned references made since the last look (by the CLI, say)."""
-        events = [self.alerts.reference_action(*row) for row in self.store.events(self.alerts.reference_events_seen)
-                  if row[4] in ("promoted", "refused")]
+        events = [
+            self.alerts.reference_action(*row)
+            for row in self.store.events(self.alerts.reference_events_seen)
+            if row[4] in ("promoted", "refused")
+        ]
         if events and self.alert_endpoint:
             self.store.outbox_add([(e.event_id, outbox.encode(e, self.config.alerts_format)) for e in events])
             self.alerts_queued = True
@@ -201,8 +207,9 @@ class Analyzer:
             others = [mv for (m, v), mv in self.state.models.items() if m == model and v != version]
             previous = max(others, key=lambda mv: mv.max_event_ns, default=None)
             windows = [w for w in previous.history if w.points][-30:] if previous is not None else []
-            self._previous[key] = references.from_windows(model, previous.version, windows) \
-                if len(windows) >= 10 else None
+            self._previous[key] = (
+                references.from_windows(model, previous.version, windows) if len(windows) >= 10 else None
+            )
         return self._previous[key]
 
     def _pinned(self, model: str, version: str):
@@ -265,9 +272,13 @@ class Analyzer:
                 summary.update(status_page.model_data(mv, reference, summary["detectors"]))
             alerts = [
                 {
-                    "model": a.key[0], "version": a.key[1], "kind": a.key[2],
-                    "detector": detector_label(a.key[3], a.key[4]), "severity": a.severity,
-                    "features": sorted({f.feature for f in a.findings if f.feature}), "findings": len(a.findings),
+                    "model": a.key[0],
+                    "version": a.key[1],
+                    "kind": a.key[2],
+                    "detector": detector_label(a.key[3], a.key[4]),
+                    "severity": a.severity,
+                    "features": sorted({f.feature for f in a.findings if f.feature}),
+                    "findings": len(a.findings),
                 }
                 for a in self.alerts.open.values()
             ]

@@ -160,7 +160,11 @@ class State:
         if mv.closed_through is not None and index <= mv.closed_through:
             self.counts["late"] += 1
             return f"metric {point.key.metric!r}: late point, window {index} of {model!r} already closed"
-        if point.cumulative and point.key not in self.deltas.last and len(self.deltas) >= self.config.limits.max_streams:
+        if (
+            point.cumulative
+            and point.key not in self.deltas.last
+            and len(self.deltas) >= self.config.limits.max_streams
+        ):
             return f"metric {point.key.metric!r}: over the cap of {self.config.limits.max_streams} cumulative streams"
         if feature is not None and feature not in mv.features:
             if len(mv.features) >= self.config.limits.max_features:

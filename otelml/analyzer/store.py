@@ -88,9 +88,12 @@ class Store:
     def append(self, signal: str, payload: bytes, received_ns: int) -> int:
         """Journal one accepted request; returns its position."""
         return self._run(
-            lambda db: db.execute(
-                "INSERT INTO journal (received_ns, signal, payload) VALUES (?, ?, ?)", (received_ns, signal, payload)
-            ).lastrowid
+            lambda db: (
+                db.execute(
+                    "INSERT INTO journal (received_ns, signal, payload) VALUES (?, ?, ?)",
+                    (received_ns, signal, payload),
+                ).lastrowid
+            )
         )
 
     def journal_after(self, position: int):
@@ -182,10 +185,14 @@ class Store:
             if found is None:
                 raise ReferenceActionError(f"no reference {ref_hash} for {model} {version}")
             old = self._pinned_row(db, model, version)
-            db.execute("UPDATE refs SET status = ? WHERE model = ? AND version = ? AND status = ?",
-                       (CANDIDATE, model, version, PINNED))
-            db.execute("UPDATE refs SET status = ? WHERE model = ? AND version = ? AND hash = ?",
-                       (PINNED, model, version, ref_hash))
+            db.execute(
+                "UPDATE refs SET status = ? WHERE model = ? AND version = ? AND status = ?",
+                (CANDIDATE, model, version, PINNED),
+            )
+            db.execute(
+                "UPDATE refs SET status = ? WHERE model = ? AND version = ? AND hash = ?",
+                (PINNED, model, version, ref_hash),
+            )
             replaced = old[0] if old else None
             self._event(db, model, version, "promoted", f"{ref_hash} replaces {replaced}")
             return replaced

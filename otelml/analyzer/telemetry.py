@@ -27,24 +27,56 @@ def instrument(analyzer, provider: MeterProvider) -> None:
         counts = analyzer.health()["points"]
         return [Observation(counts.get(o, 0), {semconv.ANALYZER_OUTCOME: o}) for o in OUTCOMES]
 
-    meter.create_observable_counter(semconv.METRIC_ANALYZER_POINTS, [points], unit=semconv.UNIT_ANALYZER_POINTS,
-                                    description="Data points received, by what became of them.")
+    meter.create_observable_counter(
+        semconv.METRIC_ANALYZER_POINTS,
+        [points],
+        unit=semconv.UNIT_ANALYZER_POINTS,
+        description="Data points received, by what became of them.",
+    )
     singles = [
-        (meter.create_observable_counter, semconv.METRIC_ANALYZER_SPANS, semconv.UNIT_ANALYZER_SPANS,
-         "Spans received.", lambda h: h["points"].get("spans", 0)),
-        (meter.create_observable_counter, semconv.METRIC_ANALYZER_WINDOWS_CLOSED, semconv.UNIT_ANALYZER_WINDOWS_CLOSED,
-         "Windows closed.", lambda h: h["windows_closed"]),
-        (meter.create_observable_counter, semconv.METRIC_ANALYZER_REQUESTS_REFUSED,
-         semconv.UNIT_ANALYZER_REQUESTS_REFUSED, "Requests refused because the analyzer was busy.",
-         lambda h: h["overloaded"]),
-        (meter.create_observable_counter, semconv.METRIC_ANALYZER_STORE_TIME, semconv.UNIT_ANALYZER_STORE_TIME,
-         "Time spent writing and reading the store.", lambda h: h["store_seconds"]),
-        (meter.create_observable_gauge, semconv.METRIC_ANALYZER_MODELS, semconv.UNIT_ANALYZER_MODELS,
-         "Model versions known.", lambda h: h["models"]),
+        (
+            meter.create_observable_counter,
+            semconv.METRIC_ANALYZER_SPANS,
+            semconv.UNIT_ANALYZER_SPANS,
+            "Spans received.",
+            lambda h: h["points"].get("spans", 0),
+        ),
+        (
+            meter.create_observable_counter,
+            semconv.METRIC_ANALYZER_WINDOWS_CLOSED,
+            semconv.UNIT_ANALYZER_WINDOWS_CLOSED,
+            "Windows closed.",
+            lambda h: h["windows_closed"],
+        ),
+        (
+            meter.create_observable_counter,
+            semconv.METRIC_ANALYZER_REQUESTS_REFUSED,
+            semconv.UNIT_ANALYZER_REQUESTS_REFUSED,
+            "Requests refused because the analyzer was busy.",
+            lambda h: h["overloaded"],
+        ),
+        (
+            meter.create_observable_counter,
+            semconv.METRIC_ANALYZER_STORE_TIME,
+            semconv.UNIT_ANALYZER_STORE_TIME,
+            "Time spent writing and reading the store.",
+            lambda h: h["store_seconds"],
+        ),
+        (
+            meter.create_observable_gauge,
+            semconv.METRIC_ANALYZER_MODELS,
+            semconv.UNIT_ANALYZER_MODELS,
+            "Model versions known.",
+            lambda h: h["models"],
+        ),
     ]
     for create, name, unit, description, read in singles:
-        create(name, [lambda options, read=read: [Observation(read(analyzer.health()))]], unit=unit,
-               description=description)
+        create(
+            name,
+            [lambda options, read=read: [Observation(read(analyzer.health()))]],
+            unit=unit,
+            description=description,
+        )
 
 
 def start(analyzer) -> MeterProvider | None:

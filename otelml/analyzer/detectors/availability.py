@@ -109,8 +109,9 @@ class ThroughputDetector(Detector):
         ratio = calls / (self._calls / self._windows)
         alarm = value >= threshold and ratio >= self.min_rise
         details = {"calls": calls, "baseline calls per window": self._calls / self._windows}
-        finding = self._evidence(window, value, threshold, alarm, "calls / baseline", ratio,
-                                 WARNING if alarm else "info", details)
+        finding = self._evidence(
+            window, value, threshold, alarm, "calls / baseline", ratio, WARNING if alarm else "info", details
+        )
         if alarm:
             self._test.reset()
         return [finding]

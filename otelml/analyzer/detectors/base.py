@@ -73,8 +73,19 @@ class Detector:
         """A window from the stationary stream, or (``changed``) from after a step change the detector must find."""
         raise NotImplementedError
 
-    def _evidence(self, window: ClosedWindow, value: float, threshold: float, alarm: bool, effect: str,
-                  effect_size, severity: str, details: dict, feature=None, statistic="log e-value") -> Finding:
+    def _evidence(
+        self,
+        window: ClosedWindow,
+        value: float,
+        threshold: float,
+        alarm: bool,
+        effect: str,
+        effect_size,
+        severity: str,
+        details: dict,
+        feature=None,
+        statistic="log e-value",
+    ) -> Finding:
         """A finding of a sequential e-detector: ``value`` is the log statistic, ``threshold`` is ``ln A``."""
         return self._finding(
             window,

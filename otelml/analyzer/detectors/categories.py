@@ -103,11 +103,24 @@ class CategoryDriftDetector(Detector):
         threshold = self.config.log_threshold
         top = max(log_values, key=log_values.get)
         alarm = value >= threshold and effects[top] >= self.min_effect
-        details = {"source": self.source, "mix": mixes.get(top, {}), "baseline": self._streams[top].baseline,
-                   **chi_square[top]}
-        finding = self._evidence(window, value, threshold, alarm, "total variation", effects[top],
-                                 WARNING if alarm else "info", details, feature=top,
-                                 statistic="log e-value (mean over streams)")
+        details = {
+            "source": self.source,
+            "mix": mixes.get(top, {}),
+            "baseline": self._streams[top].baseline,
+            **chi_square[top],
+        }
+        finding = self._evidence(
+            window,
+            value,
+            threshold,
+            alarm,
+            "total variation",
+            effects[top],
+            WARNING if alarm else "info",
+            details,
+            feature=top,
+            statistic="log e-value (mean over streams)",
+        )
         if alarm:
             for stream in self._streams.values():
                 if stream.w is not None:

@@ -77,8 +77,16 @@ class _RateDetector(Detector):
         alarm = value >= threshold
         baseline = self._baseline[0] / self._baseline[1]
         details = {"rate": events / trials, "baseline": baseline, **self._details(window)}
-        finding = self._evidence(window, value, threshold, alarm, "rate - baseline", events / trials - baseline,
-                                 WARNING if alarm else "info", details)
+        finding = self._evidence(
+            window,
+            value,
+            threshold,
+            alarm,
+            "rate - baseline",
+            events / trials - baseline,
+            WARNING if alarm else "info",
+            details,
+        )
         if alarm:
             self._test.reset()
         return [finding]
@@ -239,8 +247,16 @@ class LatencyDetector(Detector):
         increase = now["p95"] / then["baseline p95"] - 1 if then["baseline p95"] > 0 else 0.0
         threshold = self.config.log_threshold
         alarm = value >= threshold and increase >= self.min_increase
-        finding = self._evidence(window, value, threshold, alarm, "p95 relative increase", increase,
-                                 WARNING if alarm else "info", {**now, **then})
+        finding = self._evidence(
+            window,
+            value,
+            threshold,
+            alarm,
+            "p95 relative increase",
+            increase,
+            WARNING if alarm else "info",
+            {**now, **then},
+        )
         if alarm:
             self._detector.reset()
         return [finding]

@@ -78,5 +78,7 @@ def wasserstein_sd(live, reference) -> float:
 
 
 def all_distances(live, reference) -> dict:
-    return {name: fn(live, reference) for name, fn in (("ks", ks), ("psi", psi), ("js", js),
-                                                        ("wasserstein_sd", wasserstein_sd))}
+    return {
+        name: fn(live, reference)
+        for name, fn in (("ks", ks), ("psi", psi), ("js", js), ("wasserstein_sd", wasserstein_sd))
+    }

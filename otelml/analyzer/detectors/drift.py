@@ -1,6 +1,6 @@
 """Input and output drift of one model version: a feature-level e-detector each, one calibrated alarm per model.
 
-Statistic: the average over features of each feature's mixture e-detector (``edetector.FeatureEDetector``),
+Statistic: the average over features of each feature's mixture e-detector (``edetector.FeatureBank``),
 ``log M = logsumexp_f(log M_f) - ln F``. An average of e-detectors is an e-detector under any dependence between
 features, so the model alarms when ``log M >= ln A`` with an average run length to false alarm of at least ``A``
 windows, however many features there are and however they correlate. ``A`` comes from the target "at most one
@@ -8,8 +8,9 @@ false drift alarm per model per ``false_alarm_days`` days": ``A = days * 86400 /
 
 An alarm also needs an effect that matters: the normalised Wasserstein distance (W1 / reference sd) between the
 reference and the live data since the feature's statistic last fell to zero (the estimated change point) must be at
-least ``min_effect``; findings also carry KS, PSI and Jensen-Shannon (``distances``). Features whose own statistic passes ``ln(F A)`` are named as confirmed; otherwise the
-strongest contributors are. After an alarm every feature's detector restarts.
+least ``min_effect``; findings also carry KS, PSI and Jensen-Shannon (``distances``). Features whose own statistic
+passes ``ln(F A)`` are named as confirmed; otherwise the strongest contributors are. After an alarm every feature's
+detector restarts.
 
 Reference: Shin, Ramdas & Rinaldo (2024), "E-detectors: a nonparametric framework for sequential change detection".
 """
@@ -119,9 +120,7 @@ class DriftDetector(Detector):
             return [self._model_finding(window, model_log, threshold, False, None, [])]
         index = {name: i for i, name in enumerate(self._names)}
         since_change = {name: histogram.merge_all(parts) for name, parts in self._since_zero.items() if parts}
-        effects = {
-            name: wasserstein_sd(h, self._bank.references[index[name]]) for name, h in since_change.items()
-        }
+        effects = {name: wasserstein_sd(h, self._bank.references[index[name]]) for name, h in since_change.items()}
         ranked = sorted(log_values, key=log_values.get, reverse=True)
         confirmed = [f for f in ranked if log_values[f] >= threshold + math.log(n)]
         named = confirmed or ranked[:3]
@@ -130,22 +129,39 @@ class DriftDetector(Detector):
             return [self._model_finding(window, model_log, threshold, False, largest, named)]
         findings = [self._model_finding(window, model_log, threshold, True, largest, named)]
         for name in named:
-            distances = all_distances(since_change[name], self._bank.references[index[name]]) \
-                if name in since_change else {}
+            distances = (
+                all_distances(since_change[name], self._bank.references[index[name]]) if name in since_change else {}
+            )
             details = {"metric": self.config.metric, **self._bank.components(index[name]), **distances}
             findings.append(
-                self._evidence(window, log_values[name], threshold + math.log(n), name in confirmed,
-                               "wasserstein/sd", effects.get(name), _severity(effects.get(name) or 0.0), details,
-                               feature=name)
+                self._evidence(
+                    window,
+                    log_values[name],
+                    threshold + math.log(n),
+                    name in confirmed,
+                    "wasserstein/sd",
+                    effects.get(name),
+                    _severity(effects.get(name) or 0.0),
+                    details,
+                    feature=name,
+                )
             )
         self.reset()
         return findings
 
     def _model_finding(self, window, model_log, threshold, alarm, effect, named) -> Finding:
         details = {"metric": self.config.metric, "features": list(named), "watched": len(self._names)}
-        return self._evidence(window, model_log, threshold, alarm, "wasserstein/sd" if effect is not None else None,
-                              effect, _severity(effect or 0.0) if alarm else INFO, details,
-                              statistic="log e-value (mean over features)")
+        return self._evidence(
+            window,
+            model_log,
+            threshold,
+            alarm,
+            "wasserstein/sd" if effect is not None else None,
+            effect,
+            _severity(effect or 0.0) if alarm else INFO,
+            details,
+            statistic="log e-value (mean over features)",
+        )
 
 
 def _severity(effect: float) -> str:

@@ -97,6 +97,7 @@ class _Tables:
         self.p0c = p0c / p0c.sum()
         self.radius = math.sqrt(stats.chi2.isf(config.alpha_ref, k - 1) / m) + config.w_min
 
+
 def multinomial_increment(counts, p0, seen, decay, radius):
     """Log factors of the multinomial likelihood ratio of ``counts`` against ``p0``, one per memory, each against a
     predictable estimate (``seen``: exponentially weighted past counts, one row per memory; a prior of the window's
@@ -299,9 +300,11 @@ class FeatureBank:
 
     def components(self, f: int) -> dict:
         """Which alternative carries feature ``f``'s evidence: the largest component's name and log value."""
-        names = [f"location {'+' if s > 0 else '-'}" for s, _ in _LOCATION] + [
-            f"scale {'up' if s > 0 else 'down'}" for s, _ in _SCALE
-        ] + ["omnibus"] * len(self.config.memories)
+        names = (
+            [f"location {'+' if s > 0 else '-'}" for s, _ in _LOCATION]
+            + [f"scale {'up' if s > 0 else 'down'}" for s, _ in _SCALE]
+            + ["omnibus"] * len(self.config.memories)
+        )
         scored = self._w[f] + self._log_weights
         best = int(np.argmax(scored))
         return {"component": names[best], "log_value": float(scored[best])}
