@@ -502,3 +502,23 @@ def test_drift_injected_through_the_sdk_raises_an_alarm_naming_the_feature(serve
     assert "output drift" not in detectors  # a reference from training data has no outputs to compare
     assert detectors["input drift"]["statistic"].startswith("log e-value")
     assert detectors["confidence rule"]["value"] == pytest.approx(0.8)
+
+
+def test_a_new_version_that_answers_differently_raises_a_version_comparison_finding(server):
+    s = server(window=1, lateness=0)
+    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)
+    rng = np.random.default_rng(6)
+    v1 = otelml.monitor(model="ranker", version="1")(lambda x: np.column_stack([1 - (p := rng.beta(9, 1, len(x))), p]))
+    v2 = otelml.monitor(model="ranker", version="2")(lambda x: np.column_stack([1 - (p := rng.beta(2, 2, len(x))), p]))
+    try:
+        for second in range(17):
+            (v1 if second < 12 else v2)(rng.normal(size=(200, 3)))  # version 2 rolls out; the inputs stay the same
+            assert otelml.force_flush()
+            time.sleep(1.02)
+        v2(rng.normal(size=(1, 3)))
+        assert otelml.force_flush()
+    finally:
+        otelml.shutdown()
+    alarms = get(s, "/api/alarms")["alarms"]
+    assert any(a["detector"] == "version comparison" and a["version"] == "2" for a in alarms), alarms
+    assert not any(a["version"] == "1" for a in alarms)
