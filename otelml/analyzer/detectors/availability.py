@@ -22,12 +22,11 @@ from .degradation import SequentialConfig
 from .sequential import CountDrop, CountRise, lower_bound_rate, upper_bound_rate
 
 
-@dataclass
-class AvailabilityDetector(Detector):
-    config: SequentialConfig = SequentialConfig()
-    min_drop: float = 0.5  # alarm only when the window's calls are at most this share of the baseline rate
-    name = "availability"
-    kind = AVAILABILITY
+class _CallRate(Detector):
+    """Calls per window against the version's own baseline rate (learned from the first ``baseline_windows``
+    windows, starting with the first that has calls); subclasses say which test and when it alarms."""
+
+    _test_windows = (2, 300)  # calls per window in the contract test: (changed, stationary) means, per subclass
 
     def __post_init__(self):
         self.reset()
@@ -43,32 +42,61 @@ class AvailabilityDetector(Detector):
     def _unit_test_window(cls, rng, index, changed):
         from .synthetic import window
 
-        return window(index, calls=int(rng.poisson(2 if changed else 300)))
+        return window(index, calls=int(rng.poisson(cls._test_windows[0] if changed else cls._test_windows[1])))
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
         calls = window.counter(semconv.METRIC_CALLS)
         if self._test is None:
-            if calls or self._windows:  # the baseline starts with the first window that has calls
+            if calls or self._windows:
                 self._calls += calls
                 self._windows += 1
-                rate = lower_bound_rate(self._calls, self._windows)
-                if self._windows >= self.config.baseline_windows and rate > 0:
-                    self._test = CountDrop(rate)
+                if self._windows >= self.config.baseline_windows:
+                    self._test = self._start()
             return []
         value = self._test.update(calls)
         threshold = self.config.log_threshold
-        share = calls / self._test.rate0
-        alarm = value >= threshold and share <= self.min_drop
-        severity = (CRITICAL if calls == 0 else WARNING) if alarm else "info"
+        ratio = calls / self._compared_to()
+        alarm = value >= threshold and self._large(ratio)
         details = {"calls": calls, "baseline calls per window": self._calls / self._windows}
-        finding = self._evidence(window, value, threshold, alarm, "calls / baseline", share, severity, details)
+        finding = self._evidence(
+            window,
+            value,
+            threshold,
+            alarm,
+            "calls / baseline",
+            ratio,
+            self._severity(calls) if alarm else "info",
+            details,
+        )
         if alarm:
             self._test.reset()
         return [finding]
 
 
 @dataclass
-class ThroughputDetector(Detector):
+class AvailabilityDetector(_CallRate):
+    config: SequentialConfig = SequentialConfig()
+    min_drop: float = 0.5  # alarm only when the window's calls are at most this share of the baseline rate
+    name = "availability"
+    kind = AVAILABILITY
+
+    def _start(self):
+        rate = lower_bound_rate(self._calls, self._windows)
+        return CountDrop(rate) if rate > 0 else None
+
+    def _compared_to(self) -> float:
+        return self._test.rate0  # the guarded (lower) baseline rate
+
+    def _large(self, ratio: float) -> bool:
+        return ratio <= self.min_drop
+
+    @staticmethod
+    def _severity(calls) -> str:
+        return CRITICAL if calls == 0 else WARNING
+
+
+@dataclass
+class ThroughputDetector(_CallRate):
     """Throughput surging above its usual rate (a flood, a scraping or extraction campaign, a retry storm): a Poisson
     CUSUM e-detector (``sequential.CountRise``) against the baseline rate's upper bound; an alarm also needs the
     window's calls to be at least ``min_rise`` times the baseline rate. Bursty traffic makes rises look more
@@ -78,40 +106,17 @@ class ThroughputDetector(Detector):
     min_rise: float = 2.0
     name = "throughput"
     kind = PERFORMANCE
+    _test_windows = (3000, 300)
 
-    def __post_init__(self):
-        self.reset()
+    def _start(self):
+        return CountRise(upper_bound_rate(self._calls, self._windows)) if self._calls > 0 else None
 
-    def reset(self) -> None:
-        self._calls, self._windows, self._test = 0.0, 0, None
+    def _compared_to(self) -> float:
+        return self._calls / self._windows  # the baseline's mean rate
 
-    @classmethod
-    def _unit_test_params(cls) -> dict:
-        return {"config": SequentialConfig(false_alarm_days=1.0, window_s=86400.0 / 1000, baseline_windows=20)}
+    def _large(self, ratio: float) -> bool:
+        return ratio >= self.min_rise
 
-    @classmethod
-    def _unit_test_window(cls, rng, index, changed):
-        from .synthetic import window
-
-        return window(index, calls=int(rng.poisson(3000 if changed else 300)))
-
-    def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
-        calls = window.counter(semconv.METRIC_CALLS)
-        if self._test is None:
-            if calls or self._windows:
-                self._calls += calls
-                self._windows += 1
-                if self._windows >= self.config.baseline_windows and self._calls > 0:
-                    self._test = CountRise(upper_bound_rate(self._calls, self._windows))
-            return []
-        value = self._test.update(calls)
-        threshold = self.config.log_threshold
-        ratio = calls / (self._calls / self._windows)
-        alarm = value >= threshold and ratio >= self.min_rise
-        details = {"calls": calls, "baseline calls per window": self._calls / self._windows}
-        finding = self._evidence(
-            window, value, threshold, alarm, "calls / baseline", ratio, WARNING if alarm else "info", details
-        )
-        if alarm:
-            self._test.reset()
-        return [finding]
+    @staticmethod
+    def _severity(calls) -> str:
+        return WARNING

@@ -7,9 +7,8 @@ run length to false alarm by ``A`` windows.
 - :class:`RateIncrease`: a proportion (errors per call, low-confidence rows per row, wrong predictions per labelled
   prediction) rises above ``p0``. Factor per window: ``(1 + lam (1 - p0))^k (1 - lam p0)^(n - k)`` for ``k`` events
   in ``n`` trials, a bet that is fair when the true rate is at most ``p0`` (Waudby-Smith & Ramdas 2024).
-- :class:`CountDrop`: a Poisson count per window (calls) falls below ``rate0``. Factor: the likelihood ratio of
-  rate ``rho rate0`` against ``rate0``, ``rho^k exp((1 - rho) rate0)``, for ``rho`` in (0, 1); under any rate at
-  least ``rate0`` its expectation is at most 1.
+- :class:`CountDrop` / :class:`CountRise`: a Poisson count per window (calls) falls below / rises above ``rate0``.
+  Factor: the likelihood ratio of rate ``rho rate0`` against ``rate0``, ``rho^k exp((1 - rho) rate0)``.
 
 Both keep a tiny state and pickle.
 
@@ -52,10 +51,13 @@ class RateIncrease:
         return log_sum_exp(self._w + self._log_weights)
 
 
-class CountDrop:
-    """CUSUM e-detector for a Poisson count per window falling below ``rate0``."""
+class CountChange:
+    """CUSUM e-detector for a Poisson count per window moving away from ``rate0``: per alternative ``rho`` the
+    likelihood ratio of rate ``rho rate0`` against ``rate0``, ``rho^k exp((1 - rho) rate0)``. Its expectation is at
+    most 1 under any rate at least ``rate0`` when every ``rho < 1`` (drops), at most ``rate0`` when every
+    ``rho > 1`` (rises)."""
 
-    def __init__(self, rate0: float, ratios=(0.0, 0.1, 0.3, 0.6)):
+    def __init__(self, rate0: float, ratios):
         if rate0 <= 0:
             raise ValueError(f"rate0 must be positive, got {rate0}")
         self.rate0 = rate0
@@ -70,31 +72,22 @@ class CountDrop:
         positive = self._rho > 0
         observed = np.full(self._rho.size, 0.0 if count == 0 else -np.inf)  # rho = 0 allows no calls at all
         observed[positive] = count * np.log(self._rho[positive])
-        inc = observed + (1 - self._rho) * self.rate0
-        self._w = np.maximum(self._w, 0.0) + inc
+        self._w = np.maximum(self._w, 0.0) + observed + (1 - self._rho) * self.rate0
         return log_sum_exp(self._w + self._log_weights)
 
 
-class CountRise:
-    """CUSUM e-detector for a Poisson count per window rising above ``rate0``: the likelihood ratio of rate
-    ``rho rate0`` against ``rate0`` for ``rho`` in (1.5, 2, 4, 10); under any rate at most ``rate0`` its expectation
-    is at most 1."""
+class CountDrop(CountChange):
+    """Drops to 0, 10%, 30% or 60% of ``rate0``."""
+
+    def __init__(self, rate0: float, ratios=(0.0, 0.1, 0.3, 0.6)):
+        super().__init__(rate0, ratios)
+
+
+class CountRise(CountChange):
+    """Rises to 1.5, 2, 4 or 10 times ``rate0``."""
 
     def __init__(self, rate0: float, ratios=(1.5, 2.0, 4.0, 10.0)):
-        if rate0 <= 0:
-            raise ValueError(f"rate0 must be positive, got {rate0}")
-        self.rate0 = rate0
-        self._log_rho = np.log(np.asarray(ratios, dtype=np.float64))
-        self._rho = np.asarray(ratios, dtype=np.float64)
-        self._log_weights = np.full(self._rho.size, -math.log(self._rho.size))
-        self.reset()
-
-    def reset(self) -> None:
-        self._w = np.zeros(self._rho.size)
-
-    def update(self, count: float) -> float:
-        self._w = np.maximum(self._w, 0.0) + count * self._log_rho - (self._rho - 1) * self.rate0
-        return log_sum_exp(self._w + self._log_weights)
+        super().__init__(rate0, ratios)
 
 
 def upper_bound_rate(count: float, windows: int, alpha: float = 1e-3) -> float:
