@@ -1,12 +1,9 @@
 """Alerts: one per incident, firing then resolved, as OTLP log records through the real exporters, never lost."""
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -21,6 +18,8 @@ from otelml.analyzer.config import AnalyzerConfig
 from otelml.analyzer.detectors import Finding
 from otelml.analyzer.server import Server
 from otelml.testing import OTLPSink, attributes
+
+from .conftest import free_port, launch_analyzer
 
 
 def finding(feature, window, alarm=True, severity="critical", value=20.0):
@@ -72,12 +71,6 @@ def test_severity_filter():
     book = AlertBook(min_severity="critical")
     assert book.on_window("m", "1", 60, [finding(None, 0, severity="warning")]) == []
     assert len(book.on_window("m", "1", 60, [finding(None, 0, severity="critical")])) == 1
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_reference(state_dir, tmp_path, model="churn"):
@@ -185,18 +178,6 @@ def test_sdk_to_analyzer_to_an_otlp_log_backend_firing_then_resolved(tmp_path, s
     assert fired.trace_id.hex() in real_traces and len(fired.span_id) == 8
 
 
-def wait_ready(port, proc):
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(proc.stdout.read() if proc.poll() is not None else "analyzer not ready")
-
-
 @pytest.mark.parametrize("kill", [False, True], ids=["backend down", "backend down and kill -9"])
 def test_alerts_wait_in_the_outbox_and_arrive_once_in_order(tmp_path, kill):
     state_dir = str(tmp_path / "state")
@@ -204,36 +185,19 @@ def test_alerts_wait_in_the_outbox_and_arrive_once_in_order(tmp_path, kill):
     ports = [free_port() for _ in range(4)]  # grpc, http, status, the alert backend (down at first)
 
     def launch():
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "otelml.cli",
-                "analyzer",
-                "--otlp-grpc",
-                f"127.0.0.1:{ports[0]}",
-                "--otlp-http",
-                f"127.0.0.1:{ports[1]}",
-                "--http",
-                f"127.0.0.1:{ports[2]}",
-                "--state-dir",
-                state_dir,
-                "--window",
-                "1",
-                "--lateness",
-                "0",
-                "--alerts-endpoint",
-                f"http://127.0.0.1:{ports[3]}",
-                "--alerts-protocol",
-                "http/protobuf",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=dict(os.environ, OTEL_EXPORTER_OTLP_TIMEOUT="1"),
+        return launch_analyzer(
+            ports,
+            state_dir,
+            "--window",
+            "1",
+            "--lateness",
+            "0",
+            "--alerts-endpoint",
+            f"http://127.0.0.1:{ports[3]}",
+            "--alerts-protocol",
+            "http/protobuf",
+            env={"OTEL_EXPORTER_OTLP_TIMEOUT": "1"},
         )
-        wait_ready(ports[2], proc)
-        return proc
 
     proc = launch()
     try:

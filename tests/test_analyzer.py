@@ -5,7 +5,6 @@ import gzip
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,6 +25,8 @@ from opentelemetry.sdk.resources import Resource
 
 import otelml
 from otelml import semconv
+
+from .conftest import free_port, launch_analyzer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -135,33 +136,7 @@ def test_restart_after_kill_keeps_references_windows_and_acknowledged_data(tmp_p
     ports = [free_port() for _ in range(3)]
 
     def launch():
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "otelml.cli",
-                "analyzer",
-                "--otlp-grpc",
-                f"127.0.0.1:{ports[0]}",
-                "--otlp-http",
-                f"127.0.0.1:{ports[1]}",
-                "--http",
-                f"127.0.0.1:{ports[2]}",
-                "--state-dir",
-                state_dir,
-                "--window",
-                "1",
-                "--lateness",
-                "0",
-                "--warmup",
-                "100",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert wait_for(lambda: ready(ports[2])), proc.stdout.read() if proc.poll() is not None else "not ready"
-        return proc
+        return launch_analyzer(ports, state_dir, "--window", "1", "--lateness", "0", "--warmup", "100")
 
     reference = tmp_path / "train.csv"
     reference.write_text("x0,x1\n" + "\n".join(f"{i % 7},{i % 3}" for i in range(500)))
@@ -222,12 +197,6 @@ def ready(port):
             return response.status == 200
     except OSError:
         return False
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rows_request(model_name="m", count=5, bucket_counts=None):

@@ -2,7 +2,6 @@
 on the decoded wire data."""
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,8 @@ import pytest
 import otelml
 from otelml import semconv
 from otelml.testing import OTLPSink, attributes
+
+from .conftest import free_port
 
 ROWS_SINGLE, BATCHES, BATCH_ROWS = 300, 4, 1500
 
@@ -91,12 +92,6 @@ def test_a_wide_range_feature_travels_with_its_zero_threshold(sink):
     [(_, _, point)] = sink.metric_points(semconv.METRIC_FEATURE_VALUE)
     assert point.zero_count == 50 and 0 < point.zero_threshold < 1000 and point.scale >= 10
     assert sum(p.count for _, _, p in sink.metric_points(semconv.METRIC_PREDICTION_VALUE)) == 5000
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_dead_collector_costs_the_caller_nothing_and_nothing_is_lost_once_it_is_back(dropped):
