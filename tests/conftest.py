@@ -126,3 +126,16 @@ def launch_analyzer(ports, state_dir, *flags, env=None):
         except OSError:
             time.sleep(0.1)
     raise AssertionError(proc.stdout.read() if proc.poll() is not None else "analyzer not ready")
+
+
+def in_one_second_windows(calls, close):
+    """Each of ``calls`` (no-argument functions) in a window of its own, with one-second analyzer windows: call,
+    export, wait for the next window. Then ``close()`` sends one more call past the last window, which closes it."""
+    import time
+
+    for call in calls:
+        call()
+        assert otelml.force_flush()
+        time.sleep(1.02)
+    close()
+    assert otelml.force_flush()

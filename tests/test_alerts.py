@@ -19,7 +19,7 @@ from otelml.analyzer.detectors import Finding
 from otelml.analyzer.server import Server
 from otelml.testing import OTLPSink, attributes
 
-from .conftest import free_port, launch_analyzer
+from .conftest import free_port, in_one_second_windows, launch_analyzer
 
 
 def finding(feature, window, alarm=True, severity="critical", value=20.0):
@@ -105,16 +105,16 @@ def send_drift_then_calm(analyzer_http_port, tracer_provider, drift_windows=3, c
     )
     rng = np.random.default_rng(4)
     predict = otelml.monitor(model="churn", version="1")(lambda x: np.tile([0.3, 0.7], (len(x), 1)))
+
+    def second(index):
+        x = rng.normal(size=(300, 3))
+        if 1 <= index <= drift_windows:
+            x[:, 2] += 1.5
+        return lambda: predict(x)
+
     try:
-        for second in range(1 + drift_windows + calm_windows):
-            x = rng.normal(size=(300, 3))
-            if 1 <= second <= drift_windows:
-                x[:, 2] += 1.5
-            predict(x)
-            assert otelml.force_flush()
-            time.sleep(1.02)
-        predict(rng.normal(size=(1, 3)))
-        assert otelml.force_flush()
+        windows = [second(i) for i in range(1 + drift_windows + calm_windows)]
+        in_one_second_windows(windows, lambda: predict(rng.normal(size=(1, 3))))
     finally:
         otelml.shutdown()
 

@@ -26,7 +26,7 @@ from opentelemetry.sdk.resources import Resource
 import otelml
 from otelml import semconv
 
-from .conftest import free_port, launch_analyzer
+from .conftest import free_port, in_one_second_windows, launch_analyzer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -403,12 +403,8 @@ def test_a_new_version_learns_its_reference_from_live_traffic(server):
     predict = otelml.monitor(model="live", version="5")(lambda x: np.tile([0.5, 0.5], (len(x), 1)))
     rng = np.random.default_rng(0)
     try:
-        for _ in range(3):
-            predict(rng.normal(size=(150, 2)))
-            assert otelml.force_flush()
-            time.sleep(1.05)  # the next export lands in the next one-second window
-        predict(rng.normal(size=(1, 2)))
-        assert otelml.force_flush()
+        windows = [lambda: predict(rng.normal(size=(150, 2)))] * 3
+        in_one_second_windows(windows, lambda: predict(rng.normal(size=(1, 2))))
     finally:
         otelml.shutdown()
     ref = model(s, "live")["reference"]
@@ -451,16 +447,14 @@ def test_drift_injected_through_the_sdk_raises_an_alarm_naming_the_feature(serve
     )
     otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)
     predict = otelml.monitor(model="churn", version="1")(lambda x: np.tile([0.2, 0.8], (len(x), 1)))
+
+    def second(index):
+        x = rng.normal(size=(300, 3))
+        x[:, 1] += 1.0 if index >= 3 else 0.0  # x1 drifts by one sd
+        return lambda: predict(x)
+
     try:
-        for second in range(6):
-            x = rng.normal(size=(300, 3))
-            if second >= 3:
-                x[:, 1] += 1.0  # x1 drifts by one sd
-            predict(x)
-            assert otelml.force_flush()
-            time.sleep(1.02)
-        predict(rng.normal(size=(1, 3)))
-        assert otelml.force_flush()
+        in_one_second_windows([second(i) for i in range(6)], lambda: predict(rng.normal(size=(1, 3))))
     finally:
         otelml.shutdown()
     alarms = get(s, "/api/alarms")["alarms"]
@@ -479,13 +473,9 @@ def test_a_new_version_that_answers_differently_raises_a_version_comparison_find
     rng = np.random.default_rng(6)
     v1 = otelml.monitor(model="ranker", version="1")(lambda x: np.column_stack([1 - (p := rng.beta(9, 1, len(x))), p]))
     v2 = otelml.monitor(model="ranker", version="2")(lambda x: np.column_stack([1 - (p := rng.beta(2, 2, len(x))), p]))
-    try:
-        for second in range(17):
-            (v1 if second < 12 else v2)(rng.normal(size=(200, 3)))  # version 2 rolls out; the inputs stay the same
-            assert otelml.force_flush()
-            time.sleep(1.02)
-        v2(rng.normal(size=(1, 3)))
-        assert otelml.force_flush()
+    try:  # version 2 rolls out after 12 windows; the inputs stay the same
+        windows = [lambda v=(v1 if i < 12 else v2): v(rng.normal(size=(200, 3))) for i in range(17)]
+        in_one_second_windows(windows, lambda: v2(rng.normal(size=(1, 3))))
     finally:
         otelml.shutdown()
     alarms = get(s, "/api/alarms")["alarms"]

@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ import pytest
 import otelml
 from otelml.analyzer.config import AnalyzerConfig
 from otelml.analyzer.server import Server
+
+from .conftest import in_one_second_windows
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -69,13 +70,8 @@ def test_the_status_page_shows_models_detectors_alerts_and_plots(tmp_path):
         )
         predict = otelml.monitor(model="scorer", version="4")(lambda x: np.tile([0.1, 0.9], (len(x), 1)))
         rng = np.random.default_rng(1)
-        for second in range(4):
-            x = rng.normal(size=(300, 3))
-            x[:, 0] += 2.0 if second >= 2 else 0.0
-            predict(x)
-            assert otelml.force_flush()
-            time.sleep(1.02)
-        predict(x[:1])
+        rows = [rng.normal(size=(300, 3)) + np.array([2.0 if second >= 2 else 0.0, 0, 0]) for second in range(4)]
+        in_one_second_windows([lambda x=x: predict(x) for x in rows], lambda: predict(rows[-1][:1]))
         assert otelml.shutdown()
         dom = chromium_dom(f"http://127.0.0.1:{server.api.port}/")
     finally:
