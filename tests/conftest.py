@@ -139,3 +139,25 @@ def in_one_second_windows(calls, close):
         time.sleep(1.02)
     close()
     assert otelml.force_flush()
+
+
+def reference_build(state_dir, data, model, version="1"):
+    """``otelml reference build`` as a user runs it; returns the completed process (its stdout names the hash)."""
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "otelml.cli",
+        "reference",
+        "build",
+        "--model",
+        model,
+        "--version",
+        version,
+        "--state-dir",
+        str(state_dir),
+        str(data),
+    ]
+    return subprocess.run(command, check=True, capture_output=True, text=True)

@@ -19,7 +19,7 @@ from otelml.analyzer.detectors import Finding
 from otelml.analyzer.server import Server
 from otelml.testing import OTLPSink, attributes
 
-from .conftest import free_port, in_one_second_windows, launch_analyzer
+from .conftest import free_port, in_one_second_windows, launch_analyzer, reference_build
 
 
 def finding(feature, window, alarm=True, severity="critical", value=20.0):
@@ -76,24 +76,7 @@ def test_severity_filter():
 def build_reference(state_dir, tmp_path, model="churn"):
     data = tmp_path / "train.npy"
     np.save(data, np.random.default_rng(0).normal(size=(50_000, 3)))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otelml.cli",
-            "reference",
-            "build",
-            "--model",
-            model,
-            "--version",
-            "1",
-            "--state-dir",
-            state_dir,
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    reference_build(state_dir, data, model)
 
 
 def send_drift_then_calm(analyzer_http_port, tracer_provider, drift_windows=3, calm_windows=6):

@@ -26,7 +26,7 @@ from opentelemetry.sdk.resources import Resource
 import otelml
 from otelml import semconv
 
-from .conftest import free_port, in_one_second_windows, launch_analyzer
+from .conftest import free_port, in_one_second_windows, launch_analyzer, reference_build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -140,25 +140,7 @@ def test_restart_after_kill_keeps_references_windows_and_acknowledged_data(tmp_p
 
     reference = tmp_path / "train.csv"
     reference.write_text("x0,x1\n" + "\n".join(f"{i % 7},{i % 3}" for i in range(500)))
-    built = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otelml.cli",
-            "reference",
-            "build",
-            "--model",
-            "credit",
-            "--version",
-            "1",
-            "--state-dir",
-            state_dir,
-            str(reference),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    built = reference_build(state_dir, reference, "credit")
     ref_hash = built.stdout.split()[2]
 
     proc = launch()
@@ -427,24 +409,7 @@ def test_drift_injected_through_the_sdk_raises_an_alarm_naming_the_feature(serve
     train = tmp_path / "train.npy"
     np.save(train, rng.normal(size=(50_000, 3)))
     s = server(window=1, lateness=0)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otelml.cli",
-            "reference",
-            "build",
-            "--model",
-            "churn",
-            "--version",
-            "1",
-            "--state-dir",
-            s.config.state_dir,
-            str(train),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    reference_build(s.config.state_dir, train, "churn")
     otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)
     predict = otelml.monitor(model="churn", version="1")(lambda x: np.tile([0.2, 0.8], (len(x), 1)))
 

@@ -3,7 +3,6 @@
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import otelml
 from otelml.analyzer.config import AnalyzerConfig
 from otelml.analyzer.server import Server
 
-from .conftest import in_one_second_windows
+from .conftest import in_one_second_windows, reference_build
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -36,24 +35,7 @@ def test_the_status_page_shows_models_detectors_alerts_and_plots(tmp_path):
     state_dir = str(tmp_path / "state")
     data = tmp_path / "train.npy"
     np.save(data, np.random.default_rng(0).normal(size=(20_000, 3)))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otelml.cli",
-            "reference",
-            "build",
-            "--model",
-            "scorer",
-            "--version",
-            "4",
-            "--state-dir",
-            state_dir,
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    reference_build(state_dir, data, "scorer", "4")
     server = Server(
         AnalyzerConfig(
             otlp_grpc="127.0.0.1:0",
