@@ -10,6 +10,7 @@ from otelml.analyzer.detectors import (
     REGISTRY,
     AccuracyDetector,
     AvailabilityDetector,
+    ClassMetricsDetector,
     ErrorRateDetector,
     LatencyDetector,
     SequentialConfig,
@@ -195,6 +196,32 @@ def test_a_ten_point_accuracy_drop_is_found_within_500_labelled_predictions():
     assert false_alarms == 0
     labels = [d * 100 for d in delays if d is not None]
     assert len(labels) == 20 and np.median(labels) <= 500, delays
+
+
+def two_class_windows(rng, windows, a_wrong, b_wrong):
+    """100 labelled predictions a window: 90 of class a, 10 of class b, each wrong with the given chance."""
+    for t in range(windows):
+        wa, wb = int(rng.binomial(90, a_wrong)), int(rng.binomial(10, b_wrong))
+        yield synthetic.window(t, outcomes={("a", "a"): 90 - wa, ("b", "a"): wa, ("b", "b"): 10 - wb, ("a", "b"): wb})
+
+
+def test_a_rare_class_losing_recall_alarms_on_class_metrics_while_accuracy_holds():
+    """A moved decision threshold: class b's recall falls from 0.9 to 0.4 while class a's errors vanish, so the
+    accuracy stays at 0.94; the class-metrics detector finds it, the accuracy detector cannot."""
+    delays, false_alarms, accuracy_alarms = [], 0, 0
+    for seed in range(20):
+        rng = np.random.default_rng(500 + seed)
+        classes, accuracy = ClassMetricsDetector(), AccuracyDetector()
+        for w in two_class_windows(rng, 150, 5 / 90, 0.1):  # 50 baseline windows, then 100 with nothing changed
+            false_alarms += any(f.alarm for d in (classes, accuracy) for f in d.update(w, None))
+        after = list(two_class_windows(rng, 40, 0.0, 0.6))
+        delays.append(run_rate(classes, iter(after)))
+        accuracy_alarms += run_rate(accuracy, iter(after)) is not None
+        found = [f for w in after[:1] for f in classes.update(w, None)]
+    assert false_alarms == 0
+    assert sum(d is not None for d in delays) == 20 and np.median(delays) <= 15, delays
+    assert accuracy_alarms <= 2
+    assert found[0].details["class"] == "b" and found[0].details["metric"] == "recall"
 
 
 def test_error_rate_false_alarms_and_detection():

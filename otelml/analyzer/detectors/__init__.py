@@ -8,6 +8,7 @@ from .base import Detector, Finding
 from .categories import CategoryDriftDetector
 from .degradation import (
     AccuracyDetector,
+    ClassMetricsDetector,
     ConfidenceRule,
     ErrorRateDetector,
     LatencyDetector,
@@ -25,6 +26,7 @@ REGISTRY = {
         ErrorRateDetector,
         LowConfidenceDetector,
         AccuracyDetector,
+        ClassMetricsDetector,
         LatencyDetector,
         ConfidenceRule,
         AvailabilityDetector,
@@ -37,6 +39,7 @@ __all__ = [
     "AccuracyDetector",
     "AvailabilityDetector",
     "CategoryDriftDetector",
+    "ClassMetricsDetector",
     "ConfidenceRule",
     "ErrorRateDetector",
     "LatencyDetector",

@@ -2,18 +2,21 @@
 
 Statistic. Every live bucket gets the reference's mid-CDF ("PIT") score ``u`` of its values and the scale score
 ``|2u - 1|``; both lie in [0, 1] and have known means under the reference. Each window multiplies in, per component,
-a betting factor ``prod_j (1 + lambda (score_j - m))^(c_j)`` (Waudby-Smith & Ramdas 2024): ten location components
-(+/- 0.05 ... 1 sd), five scale components (sd x 0.8 ... 1.5), and an omnibus multinomial likelihood ratio on ten
+a betting factor ``prod_j (1 + lambda (score_j - m))^(c_j)`` (Waudby-Smith & Ramdas 2024): eight location components
+(+/- 0.05, 0.1, 0.2, 0.5 sd; larger shifts are caught within a window by the 0.5 ones), five scale components
+(sd x 0.8 ... 1.5), and an omnibus multinomial likelihood ratio on ten
 reference-quantile groups against an exponentially weighted predictive estimate (Lorden & Pollak 2005), at two
 memories. Each component runs as a CUSUM (``W = max(W, 0) + log factor``), and the feature's statistic is the
-log of their weighted average, itself an e-detector under any dependence (Shin, Ramdas & Rinaldo 2024).
+log of their weighted average (location 60%, scale 20%, omnibus 20%), itself an e-detector under any dependence
+(Shin, Ramdas & Rinaldo 2024).
 
 Threshold and false alarms. Every factor has expectation at most 1 under the null, so alarming when the statistic
 reaches ``ln A`` gives an average run length to false alarm of at least ``A`` windows -- with nothing to simulate
 or bootstrap. The null is a neighbourhood of the reference, not the reference itself: its radius is the reference's
 own sampling error (``z / sqrt(m)`` at ``alpha_ref``) plus ``w_min`` (a minimum effect, in units of the score's
 sd), so huge windows do not turn tiny, irrelevant shifts into alarms and an imperfect reference does not either.
-The guarantee holds with probability at least ``1 - 17 alpha_ref`` over the reference sample, and assumes that,
+The guarantee holds with probability at least ``1 - 3 alpha_ref`` over the reference sample (three events: the
+location score's mean, the scale score's mean and the group frequencies each within their guard), and assumes that,
 given the past, values in a window are exchangeable draws from a distribution in that neighbourhood; diurnal cycles
 or traffic-mix changes violate it and will alarm (see ``../shared/notes/sequential-drift.md``).
 
@@ -38,7 +41,7 @@ from scipy import stats
 
 from ... import histogram
 
-LOCATION_SHIFTS = (0.05, 0.1, 0.2, 0.5, 1.0)  # in sd
+LOCATION_SHIFTS = (0.05, 0.1, 0.2, 0.5)  # in sd
 SCALE_RATIOS_UP = (1.1, 1.25, 1.5)
 SCALE_RATIOS_DOWN = (0.9, 0.8)
 
@@ -59,7 +62,7 @@ _SCALE = [(1, _mean_scale_score(r) - _BASE) for r in SCALE_RATIOS_UP] + [
 
 @dataclass(frozen=True)
 class EDetectorConfig:
-    alpha_ref: float = 1e-3  # chance that the reference's own sampling error is larger than the guard
+    alpha_ref: float = 5e-3  # chance, per guarded mean, that the reference's sampling error exceeds the guard
     w_min: float = 0.0  # smallest effect worth alarming on, in units of the score's sd
     groups: int = 10  # reference-quantile groups of the omnibus component
     memories: tuple = (10, 50)  # windows of memory of the omnibus component's predictive estimate
@@ -205,8 +208,8 @@ class FeatureBank:
         self.config = config
         self._levels: dict = {0: _Level(self.references, 0, config)}  # steps coarser -> _Level
         self._other_layouts: dict = {}  # (feature, scale, zero threshold) -> single-feature _Stack, bounded
-        weights = [0.5 / len(_LOCATION)] * len(_LOCATION) + [0.25 / len(_SCALE)] * len(_SCALE)
-        weights += [0.25 / len(config.memories)] * len(config.memories)
+        weights = [0.6 / len(_LOCATION)] * len(_LOCATION) + [0.2 / len(_SCALE)] * len(_SCALE)
+        weights += [0.2 / len(config.memories)] * len(config.memories)
         self._log_weights = np.log(np.array(weights))
         self._decay = np.array([1 - 1 / memory for memory in config.memories])
         self.reset()
