@@ -7,12 +7,15 @@ nearness-preserving fingerprint of each input.
 - Fingerprint: ``@otelml.monitor(fingerprint_bits=64)``. Each input row is standardized (with the mean and sd of the
   first 1,000 rows the monitor saw, then fixed) and projected on ``fingerprint_bits`` Gaussian directions drawn from
   the caller key; the signs are the fingerprint (SimHash, Charikar 2002), in hex on ``otelml.input.fingerprint``
-  (one string, or an array for batches of up to 16 rows). Inputs at a small angle from each other get fingerprints
-  at a small Hamming distance; that is all the analyzer needs to see near-duplicate probing.
+  (one string, or an array for batches of up to 16 rows), followed by a dot and a 32-bit keyed digest of the exact
+  row. Inputs at a small angle from each other get fingerprints at a small Hamming distance; the digest tells a
+  repeated input from a different one too close to change a bit (the many tiny steps of a black-box attack). That
+  is all the analyzer needs to see near-duplicate probing.
 
 What a reader of the traces can learn: which calls came from the same caller (not who); which inputs were near each
 other or repeated. With the key, also the rough direction of each standardized input (``fingerprint_bits`` signs of
-known projections), never its scale or exact values. Keep the key secret: set ``caller_key`` in ``configure()`` or
+known projections), never its scale or exact values, and whether an input was exactly a guessed row. Keep the key
+secret: set ``caller_key`` in ``configure()`` or
 ``OTELML_CALLER_KEY`` (the same on every replica, so ids and fingerprints compare across them). Without it a random
 per-process key is used, and ids and fingerprints only compare within one process.
 
@@ -92,6 +95,7 @@ class Fingerprinter:
             hmac.new(key, b"otelml fingerprint|" + "|".join(names).encode(), hashlib.sha256).digest()[:8], "big"
         )
         self.names = names
+        self._digest_key = hmac.new(key, b"otelml input digest", hashlib.sha256).digest()
         self._projection = np.random.default_rng(seed).standard_normal((len(names), bits))
         self._warm_rows = warm_rows
         self._n = 0
@@ -100,13 +104,18 @@ class Fingerprinter:
         self._mean, self._scale = np.zeros(len(names)), np.ones(len(names))
 
     def fingerprints(self, numeric: np.ndarray) -> list[str]:
-        """One hex fingerprint per row (NaN and infinities count as the mean)."""
+        """One fingerprint per row: the SimHash in hex, a dot, and a 32-bit keyed digest of the exact row (NaN and
+        infinities count as the mean in the SimHash)."""
         if self._n < self._warm_rows:
             self._learn(numeric)
         z = (numeric - self._mean) / self._scale
         z = np.where(np.isfinite(z), z, 0.0)
         bits = np.packbits(z @ self._projection > 0, axis=1)
-        return [row.tobytes().hex() for row in bits]
+        rows = np.ascontiguousarray(numeric, dtype=np.float64)
+        return [
+            f"{b.tobytes().hex()}.{hashlib.blake2b(r.tobytes(), key=self._digest_key, digest_size=4).hexdigest()}"
+            for b, r in zip(bits, rows)
+        ]
 
     def _learn(self, numeric: np.ndarray) -> None:
         finite = np.where(np.isfinite(numeric), numeric, 0.0)

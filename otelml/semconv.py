@@ -107,3 +107,5 @@ ALERT_FEATURES = "otelml.alert.features"  # string array: the features named
 ALERT_FINDINGS = "otelml.alert.findings"  # how many findings the incident holds so far
 ALERT_WINDOW_START = "otelml.alert.window.start"  # unix nanoseconds
 ALERT_WINDOW_END = "otelml.alert.window.end"
+ALERT_QUERIES = "otelml.alert.queries"  # adversarial alerts: the caller's queries so far
+ALERT_FIRST_TRACE_ID = "otelml.alert.first_trace_id"  # adversarial alerts: trace of the campaign's first query

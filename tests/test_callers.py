@@ -12,7 +12,7 @@ def proba(x):
 
 
 def hamming(a: str, b: str) -> int:
-    return bin(int(a, 16) ^ int(b, 16)).count("1")
+    return bin(int(a.split(".")[0], 16) ^ int(b.split(".")[0], 16)).count("1")  # the SimHash part
 
 
 @pytest.fixture
@@ -60,11 +60,16 @@ def test_fingerprints_keep_nearness_and_never_the_input(keyed):
     base = rng.normal(size=8)
     predict(base)
     predict(base + rng.normal(scale=0.02, size=8))  # a probe next to it
+    predict(base + 1e-9)  # a step too small to change a bit: the same SimHash, another digest
+    predict(base)  # a repeat: the same fingerprint
     predict(rng.normal(size=8))  # an unrelated input
     predict(rng.normal(size=(3, 8)))  # a small batch: one fingerprint per row
     spans = keyed.get_finished_spans()
-    near, probe, far = (s.attributes[semconv.INPUT_FINGERPRINT] for s in spans[-4:-1])
-    assert len(near) == 16 and hamming(near, probe) <= 6 and hamming(near, far) >= 12
+    near, probe, tiny, again, far = (s.attributes[semconv.INPUT_FINGERPRINT] for s in spans[-6:-1])
+    simhash, _, digest = near.partition(".")
+    assert len(simhash) == 16 and len(digest) == 8
+    assert hamming(near, probe) <= 6 and hamming(near, far) >= 12
+    assert tiny.split(".")[0] == simhash and tiny != near and again == near
     assert len(spans[-1].attributes[semconv.INPUT_FINGERPRINT]) == 3
     predict(rng.normal(size=(100, 8)))  # larger batches carry none
     assert semconv.INPUT_FINGERPRINT not in keyed.get_finished_spans()[-1].attributes

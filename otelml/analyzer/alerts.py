@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .. import semconv
 from .detectors import Finding
+from .detectors.base import ADVERSARIAL
 
 SEVERITIES = {"info": 0, "warning": 1, "critical": 2}
 # OpenTelemetry severity numbers and texts (logs data model): INFO 9, WARN 13, ERROR 17
@@ -144,13 +145,14 @@ class AlertBook:
         severity = "info" if state == semconv.ALERT_STATE_RESOLVED else alert.severity
         number, text = _OTEL_SEVERITY[severity]
         model, version, kind, detector, signal = alert.key
+        label = detector if kind == ADVERSARIAL else detector_label(detector, signal)
         trace_id, span_id = next((pair for f in group for pair in f.trace_ids), ("", ""))
         attributes = {
             semconv.ALERT_ID: alert.id,
             semconv.ALERT_EVENT_ID: f"{alert.id}:{alert.sequence}",
             semconv.ALERT_KIND: kind,
             semconv.ALERT_STATE: state,
-            semconv.ALERT_DETECTOR: detector_label(detector, signal),
+            semconv.ALERT_DETECTOR: label,
             semconv.ALERT_SEVERITY: severity,
             semconv.MODEL_NAME: model,
             semconv.MODEL_VERSION: version,
@@ -164,6 +166,10 @@ class AlertBook:
         if features:
             attributes[semconv.ALERT_FEATURES] = features
             attributes[semconv.FEATURE_NAME] = lead.feature or features[0]  # one feature to route or filter on
+        if kind == ADVERSARIAL:
+            attributes[semconv.CALLER_ID] = signal
+            attributes[semconv.ALERT_QUERIES] = int(lead.details.get("queries", 0))
+            attributes[semconv.ALERT_FIRST_TRACE_ID] = lead.details.get("first trace id", "")
         if lead.effect is not None and lead.effect_size is not None:
             attributes[semconv.ALERT_EFFECT] = lead.effect
             attributes[semconv.ALERT_EFFECT_SIZE] = float(lead.effect_size)
@@ -174,7 +180,7 @@ class AlertBook:
             severity_number=number,
             severity_text=text,
             time_unix_nano=window_end,
-            body=_body(state, kind, detector_label(detector, signal), model, version, features, lead),
+            body=_body(state, kind, label, model, version, features, lead),
             attributes=attributes,
             trace_id=trace_id,
             span_id=span_id,
@@ -182,7 +188,7 @@ class AlertBook:
 
 
 def _key(f: Finding) -> tuple:
-    signal = f.details.get("metric") or f.details.get("source") or ""
+    signal = f.details.get("metric") or f.details.get("source") or f.details.get("caller") or ""
     if signal == semconv.METRIC_FEATURE_VALUE:
         signal = ""
     return (f.model, f.version, f.kind, f.detector, signal)
@@ -211,6 +217,12 @@ def detector_label(detector: str, signal: str) -> str:
 
 def _body(state, kind, label, model, version, features, lead: Finding) -> str:
     where = f"model {model} version {version}" + (f", {', '.join(features[:10])}" if features else "")
+    if kind == ADVERSARIAL:
+        d = lead.details
+        where += (
+            f", caller {d.get('caller')}: {d.get('queries')} queries ({d.get('repeats')} repeats), "
+            f"first trace {d.get('first trace id')}, latest trace {d.get('latest trace id')}"
+        )
     effect = f", {lead.effect} {lead.effect_size:.3g}" if lead.effect and lead.effect_size is not None else ""
     if state == semconv.ALERT_STATE_RESOLVED:
         return f"{kind} alert resolved ({label}): {where}"

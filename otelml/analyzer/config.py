@@ -13,8 +13,9 @@ limits go under ``[analyzer.limits]`` (or ``limits:``)::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
+from .attacks import AttackConfig
 from .state import Limits, StateConfig
 
 
@@ -43,6 +44,7 @@ class AnalyzerConfig:
     tls_key: str | None = None
     auth_token: str | None = None  # bearer token required on every listener (also OTELML_AUTH_TOKEN)
     limits: Limits = field(default_factory=Limits)
+    attacks: AttackConfig = field(default_factory=AttackConfig)  # per-caller attack tests ([attacks] in the file)
 
     def state_config(self) -> StateConfig:
         return StateConfig(self.window, self.lateness, self.idle_timeout, self.limits)
@@ -82,12 +84,13 @@ def load(path: str | None = None, **overrides) -> AnalyzerConfig:
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown settings in {path}: {sorted(unknown)}")
-    limits = values.pop("limits", {}) or {}
-    bad_limits = set(limits) - {f.name for f in fields(Limits)}
-    if bad_limits:
-        raise ValueError(f"unknown limits in {path}: {sorted(bad_limits)}")
+    tables = {}
+    for name, cls in (("limits", Limits), ("attacks", AttackConfig)):
+        tables[name] = values.pop(name, {}) or {}
+        bad = set(tables[name]) - {f.name for f in fields(cls)}
+        if bad:
+            raise ValueError(f"unknown {name} settings in {path}: {sorted(bad)}")
     values.update({k: v for k, v in overrides.items() if v is not None})
     if not values.get("auth_token") and os.environ.get("OTELML_AUTH_TOKEN"):
         values["auth_token"] = os.environ["OTELML_AUTH_TOKEN"]
-    config = AnalyzerConfig(**values)
-    return replace(config, limits=Limits(**limits)) if limits else config
+    return AnalyzerConfig(**values, limits=Limits(**tables["limits"]), attacks=AttackConfig(**tables["attacks"]))

@@ -14,6 +14,7 @@ import time
 
 from . import outbox, references, status_page
 from .alerts import AlertBook, detector_label
+from .attacks import CallerWatch
 from .config import AnalyzerConfig
 from .decode import decode_metrics, decode_traces
 from .detection import Detection, as_dict
@@ -61,7 +62,10 @@ class Analyzer:
         saved, upto = self.store.load_checkpoint()
         if saved is not None and saved[0].config != self.config.state_config():
             logger.warning("state settings changed since the last checkpoint; open windows are kept as they were")
-        self.state, self.warmup, self.detection, self.alerts = saved if saved is not None else (None,) * 4
+        saved = tuple(saved or ()) + (None,) * (5 - len(saved or ()))  # checkpoints before attacks had four parts
+        self.state, self.warmup, self.detection, self.alerts, self.attacks = saved
+        if self.attacks is None or self.attacks.config != self.config.attacks:
+            self.attacks = CallerWatch(self.config.attacks)
         if self.state is None:
             self.state = State(self.config.state_config())
         if self.warmup is None or self.warmup.observations != self.config.warmup:
@@ -147,6 +151,7 @@ class Analyzer:
 
     def _apply(self, decoded: Decoded, now_ns: int) -> Applied:
         applied = self.state.apply(decoded, now_ns)
+        self.attacks.observe_spans(decoded.spans)
         self._closed(applied.closed)
         return applied
 
@@ -166,6 +171,9 @@ class Analyzer:
                         learned.hash,
                     )
             findings = self.detection.on_window(window, reference, self._previous_version(window.model, window.version))
+            attacks = self.attacks.take(window.model, window.version)
+            self.detection.alarms.extend(attacks)
+            findings = attacks + findings
             events = self.alerts.on_window(window.model, window.version, window.end_unix_nano, findings)
             if events and self.alert_endpoint:
                 self.store.outbox_add([(e.event_id, outbox.encode(e, self.config.alerts_format)) for e in events])
@@ -239,7 +247,7 @@ class Analyzer:
 
     def _checkpoint_locked(self) -> None:
         self.store.checkpoint(
-            (self.state, self.warmup, self.detection, self.alerts),
+            (self.state, self.warmup, self.detection, self.alerts, self.attacks),
             self._journal_position,
             self._unsaved,
             self.config.limits.history,
@@ -319,4 +327,5 @@ class Analyzer:
             "overloaded": self.overloaded,
             "store_seconds": round(self.store.seconds_in_store, 6),
             "journal_position": self._journal_position,
+            "callers": self.attacks.summary(),
         }

@@ -1,0 +1,375 @@
+"""Attacks through the model's own API, seen per caller in spans: evasion probing, split campaigns, extraction.
+
+The SDK can put a keyed caller id (``otelml.caller.id``) and a SimHash fingerprint of each input row
+(``otelml.input.fingerprint``) on every call's span. Fingerprints at a small Hamming distance came from inputs at a
+small angle from each other; nothing else about the input is known here. Per model, this module keeps:
+
+- per caller (at most ``max_callers`` in all, least recently seen forgotten first): its last ``history`` distinct
+  fingerprints, its query, distinct and repeat counts, the first and latest trace of what looks like a campaign;
+- globally: the last ``recent`` distinct fingerprints of all callers, and a uniform reservoir sample of
+  ``reservoir`` fingerprints over the whole past, the picture of ordinary traffic.
+
+Three tests:
+
+- evasion probing (Chen, Carlini & Wagner 2020), a CUSUM e-detector per caller on a win/lose sequence with win
+  probability at most 1/2 while the caller behaves like everyone else (the bet ``1 + lam (win - 1/2)``, mixed over
+  four ``lam``; alarm at ``ln A``, so such a caller alarms less than once per ``A`` distinct queries): a query wins when its mean distance to its ``k`` nearest earlier
+  distinct queries *of the same caller* is below ``ratio`` times the same distance to as many fingerprints drawn
+  from the reservoir. Exact repeats are counted, not bet on, so callers that legitimately ask the same thing again
+  are not suspects. Black-box attacks (HopSkipJump, Boundary) query many close, distinct points and win every time.
+- split probing (after Blacklight, Li et al. 2022), one query at a time, whoever sends it: ``n`` of the recent
+  queries of *other* callers lie within ``radius`` bits of it (the very same input left out), against ``m`` of as
+  many reservoir fingerprints. If recent and past traffic are alike, ``n`` given ``n + m`` is Binomial(1/2), and the
+  query alarms when that tail is below ``1 / split_false_alarms``. A campaign spread over many accounts makes the
+  recent traffic dense around its points; ordinary traffic is no denser now than before. The finding names the
+  other callers near the query.
+- extraction: a caller reaching a number of distinct queries that fewer than one in ``extraction_rarity`` callers
+  of the model reached before it (counted on a quarter-octave scale, at least ``min_extraction_queries``, once
+  ``min_population`` callers are known): the volume signature of a thief that needs hundreds of answers (Juuti et
+  al., PRADA, 2019, on the query patterns of extraction). Among callers that all behave alike, at most about one
+  in ``extraction_rarity`` is flagged.
+
+Why exchangeability gives the 1/2: if the caller's queries and the reservoir are draws from one distribution, the
+two distances are exchangeable, and "own < ratio x reservoir" with ``ratio <= 1`` is at most as likely as its
+reverse. Callers who really do ask about a narrow region (a shop querying its own products) break that assumption
+and can alarm; ``ratio`` below 1 buys room for them.
+
+Example:
+    >>> watch = CallerWatch()
+    >>> rng = np.random.default_rng(0)
+    >>> for i in range(400):  # ordinary traffic: 40 callers, random inputs
+    ...     _ = watch.observe("m", "1", f"c{i % 40}", [random_print(rng)], "t", "s", i)
+    >>> base = random_print(rng)
+    >>> found = [watch.observe("m", "1", "mallory", [near(base, rng)], "t", "s", 400 + i) for i in range(60)]
+    >>> any(f.detector == "evasion probing" for fs in found for f in fs)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from .. import semconv
+from .detectors.base import ADVERSARIAL, CRITICAL, WARNING, Finding
+
+_STATISTICS = {
+    "evasion probing": "log e-value (nearer than ordinary)",
+    "split probing": "-ln p (neighbours now against before)",
+    "extraction": "distinct queries (rarer than 1 in threshold callers)",
+}
+_LAMBDAS = np.array([0.5, 1.0, 1.5, 1.9])  # bets on "win" at even odds; a loss keeps 1 - lam / 2 of the stake
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    false_alarms: float = 1e4  # A: distinct queries of an ordinary caller per false alarm, on average
+    k: int = 3  # nearest neighbours averaged
+    ratio: float = 0.5  # a query wins when its neighbours are this much nearer than the reservoir's
+    min_history: int = 4  # distinct queries of a caller before its own history is bet on
+    history: int = 64  # distinct fingerprints kept per caller
+    recent: int = 1024  # distinct fingerprints of all callers kept in arrival order
+    reservoir: int = 2048  # uniform sample of all past fingerprints
+    radius: int = 0  # bits within which split probing counts neighbours (0: a 32nd of the fingerprint's bits)
+    split_false_alarms: float = 1e6  # ordinary queries per false split-probing alarm, at most
+    max_callers: int = 20_000  # callers kept, over all models; the least recently seen are forgotten
+    extraction_rarity: float = 1e4  # a caller is a volume outlier when fewer than 1 in this many got as far
+    min_population: int = 100  # callers seen before the extraction test speaks
+    min_extraction_queries: int = 50
+
+    @property
+    def log_threshold(self) -> float:
+        return math.log(self.false_alarms)
+
+
+def parse_fingerprint(text: str) -> np.ndarray | None:
+    """``"<simhash hex>.<digest hex>"`` (or the SimHash alone) as 64-bit words, the SimHash's last word padded
+    with zero bits, then the digest of the exact input (0 if absent); None if malformed."""
+    if not isinstance(text, str) or len(text) > 300:
+        return None
+    simhash, _, digest = text.partition(".")
+    if not simhash or len(simhash) % 2 or len(digest) > 16:
+        return None
+    try:
+        raw = bytes.fromhex(simhash)
+        exact = int(digest, 16) if digest else 0
+    except ValueError:
+        return None
+    words = np.frombuffer(raw + bytes(-len(raw) % 8), dtype=np.uint64)
+    return np.append(words, np.uint64(exact))
+
+
+def random_print(rng: np.random.Generator, words: int = 1) -> np.ndarray:
+    """A random fingerprint with a random digest (for examples and tests)."""
+    return rng.integers(0, 2**63, size=words + 1, dtype=np.uint64) * 2 + rng.integers(
+        0, 2, size=words + 1, dtype=np.uint64
+    )
+
+
+def near(base: np.ndarray, rng: np.random.Generator, flips: int = 3) -> np.ndarray:
+    """``base`` with ``flips`` random SimHash bits flipped and a new digest (for examples and tests)."""
+    out = base.copy()
+    for bit in rng.choice(64 * (base.size - 1), size=flips, replace=False):
+        out[bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
+    out[-1] = rng.integers(0, 2**63, dtype=np.uint64)
+    return out
+
+
+def distances(x: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Hamming distances between the SimHash of ``x`` and of each row of ``others`` (rows x words)."""
+    return np.bitwise_count(others[:, :-1] ^ x[:-1]).sum(axis=1, dtype=np.int64)
+
+
+def same(x: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Which rows of ``others`` are the very input ``x`` (same SimHash and digest)."""
+    return (others == x).all(axis=1)
+
+
+def knn(x: np.ndarray, others: np.ndarray, k: int) -> float:
+    """Mean distance from ``x`` to its ``k`` nearest rows of ``others``, leaving out the very input ``x`` itself
+    (inf if nothing is left)."""
+    d = distances(x, others)[~same(x, others)]
+    if d.size == 0:
+        return math.inf
+    k = min(k, d.size)
+    return float(np.partition(d, k - 1)[:k].mean())
+
+
+class _Bet:
+    """A CUSUM e-detector on wins with probability at most 1/2 under the null, mixed over ``_LAMBDAS``."""
+
+    def __init__(self):
+        self.w = np.zeros(_LAMBDAS.size)
+        self.wins = 0
+        self.bets = 0
+
+    def update(self, win: bool) -> float:
+        self.w = np.maximum(self.w, 0.0) + np.log1p(_LAMBDAS * ((1.0 if win else 0.0) - 0.5))
+        self.wins += win
+        self.bets += 1
+        return self.value()
+
+    def value(self) -> float:
+        top = float(self.w.max())
+        return top + math.log(float(np.exp(self.w - top).mean()))
+
+
+@dataclass
+class _Caller:
+    model: str
+    caller: str
+    version: str = ""
+    prints: np.ndarray | None = None  # history x words, oldest first
+    queries: int = 0
+    repeats: int = 0
+    distinct: int = 0
+    own: _Bet = field(default_factory=_Bet)
+    first: tuple = ()  # (trace id, span id, time) of the first query of the current suspicious run
+    latest: tuple = ()
+    alarmed: set = field(default_factory=set)  # tests that have alarmed (extraction alarms once per caller)
+
+
+class _ModelTraffic:
+    """One model's recent fingerprints (with who sent them), reservoir, and how far its callers got."""
+
+    def __init__(self, config: AttackConfig, bits: int, seed: int):
+        self.config = config
+        self.bits = bits
+        words = (bits + 63) // 64 + 1  # the SimHash, then the digest
+        self.recent = np.zeros((0, words), dtype=np.uint64)
+        self.recent_callers = np.zeros(0, dtype=object)
+        self.reservoir = np.zeros((0, words), dtype=np.uint64)
+        self.seen = 0
+        self.rng = np.random.default_rng(seed)
+        self.callers_seen = 0
+        self.reached = np.zeros(256, dtype=np.int64)  # callers that reached each quarter-octave of distinct queries
+
+    def add(self, caller: str, x: np.ndarray) -> None:
+        c = self.config
+        self.recent = np.vstack([self.recent[-(c.recent - 1) :], x[None]])
+        self.recent_callers = np.append(self.recent_callers[-(c.recent - 1) :], np.array([caller], dtype=object))
+        self.seen += 1
+        if self.reservoir.shape[0] < c.reservoir:
+            self.reservoir = np.vstack([self.reservoir, x[None]])
+        else:
+            slot = int(self.rng.integers(0, self.seen))
+            if slot < c.reservoir:
+                self.reservoir[slot] = x
+
+    def sample(self, n: int) -> np.ndarray:
+        if self.reservoir.shape[0] <= n:
+            return self.reservoir
+        return self.reservoir[self.rng.choice(self.reservoir.shape[0], size=n, replace=False)]
+
+    def neighbours(self, caller: str, x: np.ndarray, radius: int) -> tuple:
+        """Recent queries of other callers within ``radius`` bits of ``x`` (not ``x`` itself), the same count in as
+        many reservoir fingerprints, and the other callers near ``x``."""
+        others = self.recent_callers != caller
+        recent = self.recent[others]
+        if recent.shape[0] < 64 or self.reservoir.shape[0] < recent.shape[0]:
+            return 0, 0, []
+        close = (distances(x, recent) <= radius) & ~same(x, recent)
+        past = self.sample(recent.shape[0])
+        before = int(((distances(x, past) <= radius) & ~same(x, past)).sum())
+        return int(close.sum()), before, list(dict.fromkeys(self.recent_callers[others][close]))
+
+    def rare_volume(self, distinct: int) -> bool:
+        """Count a caller reaching ``distinct`` distinct queries; True if fewer than one in ``extraction_rarity``
+        callers got as far before it (checked where ``distinct`` enters a new quarter octave)."""
+        c = self.config
+        level = min(int(4 * math.log2(distinct)), self.reached.size - 1)
+        if distinct > 1 and level == min(int(4 * math.log2(distinct - 1)), self.reached.size - 1):
+            return False
+        before = int(self.reached[level])
+        self.reached[level] += 1
+        eligible = distinct >= c.min_extraction_queries and self.callers_seen >= c.min_population
+        return eligible and before < max(self.callers_seen / c.extraction_rarity, 1)
+
+
+class CallerWatch:
+    """Per-caller attack tests over span fingerprints, for all models; bounded memory; pickles for checkpoints."""
+
+    def __init__(self, config: AttackConfig = AttackConfig()):
+        self.config = config
+        self.callers: OrderedDict = OrderedDict()  # (model, caller id) -> _Caller, least recently seen first
+        self.models: dict = {}  # model -> _ModelTraffic
+        self.forgotten = 0  # callers dropped to stay within max_callers
+        self.rejected = 0  # caller ids or fingerprints that were malformed, or of another length than the model's
+        self.pending: dict = {}  # (model, version) -> [Finding] not yet handed to alerts
+
+    def observe_spans(self, spans) -> None:
+        """Add the calls of decoded spans that carry a caller id and fingerprints (others are not for us)."""
+        for span in spans:
+            attributes = span.attributes
+            caller, prints = attributes.get(semconv.CALLER_ID), attributes.get(semconv.INPUT_FINGERPRINT)
+            model = attributes.get(semconv.MODEL_NAME)
+            if caller is None or prints is None or not model:
+                continue
+            if not isinstance(caller, str) or not caller or len(caller) > 128:
+                self.rejected += 1
+                continue
+            prints = [prints] if isinstance(prints, str) else list(prints)[:64]
+            version = str(attributes.get(semconv.MODEL_VERSION, ""))
+            self.observe(str(model), version, caller, prints, span.trace_id, span.span_id, span.end_unix_nano)
+
+    def observe(self, model, version, caller, prints, trace_id, span_id, time_ns) -> list[Finding]:
+        """Add one call's fingerprints (hex strings or word arrays); returns the alarms it raised."""
+        c = self.config
+        key = (model, caller)
+        state = self.callers.get(key)
+        if state is None:
+            state = self.callers[key] = _Caller(model, caller)
+            if len(self.callers) > c.max_callers:
+                self.callers.popitem(last=False)
+                self.forgotten += 1
+        else:
+            self.callers.move_to_end(key)
+        state.version = version
+        found = []
+        for raw in prints:
+            x = raw if isinstance(raw, np.ndarray) else parse_fingerprint(raw)
+            bits = 64 * (x.size - 1) if isinstance(raw, np.ndarray) else 4 * len(str(raw).partition(".")[0])
+            traffic = self._traffic(model, x, bits)
+            if x is None or traffic is None:
+                self.rejected += 1
+                continue
+            found += self._query(traffic, caller, state, x, (trace_id, span_id, time_ns))
+        for f in found:
+            self.pending.setdefault((model, version), []).append(f)
+        return found
+
+    def _traffic(self, model: str, x, bits: int) -> _ModelTraffic | None:
+        """The model's traffic, if ``x`` is a fingerprint of the model's length (the first one sets it)."""
+        if x is None:
+            return None
+        traffic = self.models.get(model)
+        if traffic is None:
+            traffic = self.models[model] = _ModelTraffic(self.config, bits, seed=len(self.models))
+        return traffic if traffic.bits == bits else None
+
+    def _query(self, traffic: _ModelTraffic, caller: str, state: _Caller, x: np.ndarray, at: tuple) -> list:
+        c = self.config
+        state.queries += 1
+        state.latest = at
+        if state.prints is not None and same(x, state.prints).any():
+            state.repeats += 1
+            return []
+        found = []
+        if state.distinct == 0:
+            traffic.callers_seen += 1
+        state.distinct += 1
+        own = state.prints if state.prints is not None else np.zeros((0, x.size), dtype=np.uint64)
+        if own.shape[0] >= c.min_history and traffic.reservoir.shape[0] >= 4 * c.min_history:
+            win = knn(x, own, c.k) < c.ratio * knn(x, traffic.sample(own.shape[0]), c.k)
+            found += self._bet(state, state.own, win, "evasion probing", at)
+        now, before, near_callers = traffic.neighbours(caller, x, c.radius or max(1, traffic.bits // 32))
+        if now > before:
+            value = -float(stats.binom.logsf(now - 1, now + before, 0.5))
+            if value >= math.log(c.split_false_alarms):
+                finding = self._finding(state, "split probing", value, math.log(c.split_false_alarms), at)
+                finding.details.update({"near now": now, "near before": before, "campaign callers": near_callers[:20]})
+                found.append(finding)
+        if traffic.rare_volume(state.distinct) and "extraction" not in state.alarmed:
+            state.alarmed.add("extraction")
+            rarity = self.config.extraction_rarity
+            found.append(self._finding(state, "extraction", float(state.distinct), rarity, at))
+        state.prints = np.vstack([own[-(c.history - 1) :], x[None]])
+        traffic.add(caller, x)
+        return found
+
+    def _bet(self, state: _Caller, bet: _Bet, win: bool, detector: str, at: tuple) -> list:
+        before = bet.value()
+        value = bet.update(win)
+        if before <= 0 < value or not state.first:
+            state.first = at  # the suspicious run starts where the statistic last left zero
+        if value < self.config.log_threshold:
+            return []
+        finding = self._finding(state, detector, value, self.config.log_threshold, at)
+        bet.w[:] = 0.0
+        return [finding]
+
+    def _finding(self, state: _Caller, detector: str, value, threshold, at) -> Finding:
+        first = state.first or at
+        details = {
+            "caller": state.caller,
+            "queries": state.queries,
+            "distinct": state.distinct,
+            "repeats": state.repeats,
+            "first trace id": first[0],
+            "first span id": first[1],
+            "latest trace id": at[0],
+            "latest span id": at[1],
+        }
+        if detector == "evasion probing":
+            details.update({"wins": state.own.wins, "bets": state.own.bets})
+        return Finding(
+            kind=ADVERSARIAL,
+            detector=detector,
+            model=state.model,
+            version=state.version,
+            feature=None,
+            statistic=_STATISTICS[detector],
+            value=float(value),
+            threshold=float(threshold),
+            alarm=True,
+            window_start_unix_nano=first[2],
+            window_end_unix_nano=at[2],
+            e_value=math.exp(min(value, 700)) if detector == "evasion probing" else None,
+            p_value=math.exp(-value) if detector == "split probing" else None,
+            effect="queries",
+            effect_size=float(state.queries),
+            severity=CRITICAL if detector != "extraction" else WARNING,
+            trace_ids=tuple(dict.fromkeys([(at[0], at[1]), (first[0], first[1])])),
+            details=details,
+        )
+
+    def take(self, model: str, version: str) -> list[Finding]:
+        """The alarms raised for one model version since the last call (for its next closed window)."""
+        return self.pending.pop((model, version), [])
+
+    def summary(self) -> dict:
+        return {"callers": len(self.callers), "forgotten": self.forgotten, "rejected fingerprints": self.rejected}

@@ -1,0 +1,200 @@
+"""Per-caller attack detection on small, seeded campaigns: rates over seeds, never exact alarm indices."""
+
+import numpy as np
+import pytest
+
+from otelml._callers import Fingerprinter
+from otelml.analyzer.attacks import AttackConfig, CallerWatch, parse_fingerprint
+
+FEATURES = 9
+CENTRES = np.random.default_rng(1).normal(0, 2, size=(6, FEATURES))
+
+
+def inputs(rng, n):
+    """Ordinary inputs: a mixture of six clusters."""
+    return CENTRES[rng.integers(0, len(CENTRES), n)] + rng.normal(size=(n, FEATURES))
+
+
+class Traffic:
+    """A model's traffic through the SDK's real fingerprinter into a CallerWatch; counts alarms by caller."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.printer = Fingerprinter(b"key", tuple(f"x{i}" for i in range(FEATURES)), 64)
+        self.printer.fingerprints(inputs(self.rng, 1000))  # the SDK's standardization
+        self.watch = CallerWatch()
+        self.alarms: dict = {}  # caller -> [(detector, its query count)]
+        self.sent: dict = {}
+        self.favourites = inputs(self.rng, 30)  # rows that repeating callers ask again and again
+
+    def send(self, caller, row):
+        self.sent[caller] = self.sent.get(caller, 0) + 1
+        for f in self.watch.observe("m", "1", caller, self.printer.fingerprints(row[None]), "t", "s", 0):
+            self.alarms.setdefault(caller, []).append((f.detector, self.sent[caller]))
+
+    def benign(self, n, callers=400):
+        for _ in range(n):
+            who = int(self.rng.integers(0, callers))
+            repeater = who % 5 == 0  # a fifth of the callers keep asking about the same few rows
+            row = self.favourites[who % 30 + int(self.rng.integers(0, 3))] if repeater else inputs(self.rng, 1)[0]
+            self.send(f"benign-{who}", row)
+
+    def probe(self, callers, queries, benign_between=3):
+        """A black-box evasion campaign: steps around one point, shrinking like HopSkipJump's, spread over
+        ``callers``; returns the attack queries sent until the first alarm on any of them (None if none)."""
+        start = inputs(self.rng, 1)[0]
+        for q in range(queries):
+            caller = callers[q % len(callers)]
+            self.send(caller, start + self.rng.normal(size=FEATURES) * 0.3 / (1 + q / 10))
+            if any(c in self.alarms for c in callers):
+                return q + 1
+            self.benign(benign_between)
+        return None
+
+
+def benign_alarms(traffic):
+    return {c: a for c, a in traffic.alarms.items() if c.startswith("benign")}
+
+
+def test_ordinary_callers_including_repeaters_do_not_alarm():
+    flagged, queries = 0, 0
+    for seed in range(3):
+        traffic = Traffic(seed)
+        traffic.benign(8000)
+        flagged += len(benign_alarms(traffic))
+        queries += 8000
+    assert flagged == 0, flagged  # 1,200 callers, 24,000 queries, a fifth of the callers repeat themselves
+
+
+def test_every_probing_campaign_is_found_within_fifty_queries():
+    delays = []
+    for seed in range(10):
+        traffic = Traffic(100 + seed)
+        traffic.benign(3000)
+        delays.append(traffic.probe(["mallory"], 200))
+        assert not benign_alarms(traffic)
+        assert traffic.alarms["mallory"][0][0] == "evasion probing"
+    assert all(d is not None for d in delays) and np.median(delays) <= 50, delays
+
+
+def test_a_campaign_split_over_twenty_callers_is_found_within_300_queries():
+    delays = []
+    for seed in range(5):
+        traffic = Traffic(200 + seed)
+        traffic.benign(3000)
+        accounts = [f"sybil-{seed}-{i}" for i in range(20)]
+        delays.append(traffic.probe(accounts, 600))
+        assert not benign_alarms(traffic)
+        detectors = {d for c in accounts for d, _ in traffic.alarms.get(c, [])}
+        assert "split probing" in detectors, detectors
+    assert all(d is not None and d <= 300 for d in delays), delays
+
+
+def test_a_thief_asking_far_more_than_anyone_is_flagged_for_extraction():
+    caught = []
+    for seed in range(5):
+        traffic = Traffic(300 + seed)
+        traffic.benign(4000, callers=200)  # about 20 queries per caller
+        for _ in range(300):
+            traffic.send("thief", inputs(traffic.rng, 1)[0])
+            traffic.benign(1, callers=200)
+            if "thief" in traffic.alarms:
+                break
+        caught.append(traffic.sent["thief"] if "thief" in traffic.alarms else None)
+        assert not benign_alarms(traffic)
+        assert traffic.alarms["thief"][0][0] == "extraction"
+    assert all(c is not None and c < 200 for c in caught), caught
+
+
+def test_memory_stays_bounded_and_bad_fingerprints_are_counted():
+    watch = CallerWatch(AttackConfig(max_callers=500))
+    rng = np.random.default_rng(0)
+    for i in range(5000):
+        words = rng.integers(0, 2**63, size=1, dtype=np.uint64)
+        watch.observe("m", "1", f"caller-{i}", [f"{int(words[0]):016x}.0a0b0c0d"], "t", "s", i)
+    assert len(watch.callers) == 500 and watch.forgotten == 4500
+    for bad in ["", "xyz", "abc", "00" * 200, None, 42, "0011223344556677.zz", "00112233"]:
+        watch.observe("m", "1", "c", [bad], "t", "s", 0)  # another length than the model's, or not hex
+    assert watch.rejected == 8 and watch.summary()["rejected fingerprints"] == 8
+    assert parse_fingerprint("0011223344556677.0a") is not None
+
+
+@pytest.mark.parametrize("text", ["0011223344556677", "0011223344556677.00000001"])
+def test_fingerprints_with_and_without_digest_parse(text):
+    words = parse_fingerprint(text)
+    assert words.size == 2 and int(words[0]) == int.from_bytes(bytes.fromhex("0011223344556677"), "little")
+
+
+def test_a_probing_caller_through_sdk_and_analyzer_raises_an_alert_that_survives_a_restart(tmp_path):
+    """Real SDK spans (caller id, fingerprints) over OTLP/HTTP into the analyzer process, killed with -9 midway;
+    the alert names the hashed caller, its query count, and the campaign's first and latest traces."""
+    import signal
+    import time
+
+    import otelml
+    from otelml import semconv
+    from otelml.testing import OTLPSink, attributes
+
+    from .conftest import free_port, launch_analyzer
+
+    ports = [free_port() for _ in range(4)]
+    flags = ["--window", "1", "--lateness", "0", "--alerts-endpoint", f"http://127.0.0.1:{ports[3]}"]
+    flags += ["--alerts-protocol", "http/protobuf"]
+    rng = np.random.default_rng(7)
+    start = inputs(rng, 1)[0]
+
+    def send(queries, offset):
+        otelml.configure(
+            endpoint=f"http://127.0.0.1:{ports[1]}",
+            caller_key="test key",
+            set_global_tracer_provider=False,
+            export_interval_s=3600,
+        )
+        predict = otelml.monitor(model="fraud", version="1", caller="user", fingerprint_bits=64)(
+            lambda x, user: np.tile([0.4, 0.6], (len(x), 1))
+        )
+        try:
+            for x in inputs(rng, 1000):  # ordinary traffic from 100 callers (it also fixes the standardization)
+                predict(x[None], user=f"user-{rng.integers(0, 100)}")
+            for q in range(offset, offset + queries):
+                predict((start + rng.normal(size=FEATURES) * 0.3 / (1 + q / 10))[None], user="mallory")
+                predict(inputs(rng, 1), user=f"user-{rng.integers(0, 100)}")
+            assert otelml.force_flush()
+            time.sleep(1.1)
+            predict(inputs(rng, 1), user="user-0")  # a call in the next window closes the last one
+            assert otelml.force_flush()
+        finally:
+            otelml.shutdown()
+
+    with OTLPSink(http_port=ports[3]) as sink:
+        proc = launch_analyzer(ports, str(tmp_path / "state"), *flags)
+        try:
+            send(12, 0)  # not enough to alarm yet
+            time.sleep(1.5)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            assert not sink.requests["logs"]
+            proc = launch_analyzer(ports, str(tmp_path / "state"), *flags)
+            send(20, 12)
+            assert sink.wait_for(lambda: any(_adversarial(sink)), 30)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    record = _adversarial(sink)[0]
+    attrs = attributes(record.attributes)
+    mallory = otelml._callers.CallerHasher(b"test key").id("mallory")
+    assert attrs[semconv.CALLER_ID] == mallory and attrs[semconv.ALERT_DETECTOR] == "evasion probing"
+    assert 14 <= attrs[semconv.ALERT_QUERIES] <= 32  # the campaign's queries before the restart count too
+    assert len(attrs[semconv.ALERT_FIRST_TRACE_ID]) == 32 and len(record.trace_id) == 16
+    assert attrs[semconv.ALERT_FIRST_TRACE_ID] != record.trace_id.hex()
+    assert mallory in record.body.string_value and "queries" in record.body.string_value
+
+
+def _adversarial(sink):
+    from otelml import semconv
+    from otelml.testing import attributes
+
+    records = [
+        r for req in sink.requests["logs"] for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records
+    ]
+    return [r for r in records if attributes(r.attributes).get(semconv.ALERT_KIND) == "adversarial"]
