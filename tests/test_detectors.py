@@ -12,6 +12,7 @@ from otelml.analyzer.detectors import (
     AvailabilityDetector,
     ClassMetricsDetector,
     ErrorRateDetector,
+    InputRangeDetector,
     LatencyDetector,
     SequentialConfig,
     synthetic,
@@ -222,6 +223,34 @@ def test_a_rare_class_losing_recall_alarms_on_class_metrics_while_accuracy_holds
     assert sum(d is not None for d in delays) == 20 and np.median(delays) <= 15, delays
     assert accuracy_alarms <= 2
     assert found[0].details["class"] == "b" and found[0].details["metric"] == "recall"
+
+
+def test_values_out_of_range_or_missing_more_often_alarm_and_a_usually_missing_feature_does_not():
+    rng = np.random.default_rng(600)
+    ref = Reference("m", "1", synthetic.window(0, features=rng.normal(size=(100_000, 3))).histograms, "t", 100_000)
+    false_alarms, delays, named = 0, [], []
+    for seed in range(10):
+        rng = np.random.default_rng(610 + seed)
+        detector = InputRangeDetector()  # one false alarm per 30 days at one-minute windows
+
+        def rows(missing, wild=0, rng=rng):
+            x = rng.normal(size=(200, 3))
+            x[rng.random(200) < missing, 1] = np.nan  # feature x1 is often missing, always
+            x[:wild, 2] = rng.uniform(8, 12, wild)  # beyond anything in 100,000 reference rows
+            return x
+
+        for t in range(300):
+            false_alarms += any(f.alarm for f in detector.update(synthetic.window(t, features=rows(0.05)), ref))
+        for change in ({"missing": 0.3}, {"missing": 0.05, "wild": 4}):
+            for t in range(10):
+                found = [f for f in detector.update(synthetic.window(300 + t, features=rows(**change)), ref) if f.alarm]
+                if found:
+                    delays.append(t + 1)
+                    named.append((found[0].feature, found[0].details["test"]))
+                    break
+    assert false_alarms == 0
+    assert len(delays) == 20 and max(delays) <= 3, delays
+    assert named.count(("x1", "not finite")) == 10 and named.count(("x2", "outside the reference range")) == 10
 
 
 def test_error_rate_false_alarms_and_detection():

@@ -31,6 +31,7 @@ from .detectors import (
     DriftDetector,
     ErrorRateDetector,
     Finding,
+    InputRangeDetector,
     LatencyDetector,
     LowConfidenceDetector,
     SequentialConfig,
@@ -72,6 +73,7 @@ class Detection:
                 "category drift": CategoryDriftDetector(
                     source="features", config=sequential, min_effect=self.min_effect
                 ),
+                "input range": InputRangeDetector(sequential),
                 "error rate": ErrorRateDetector(sequential),
                 "low confidence": LowConfidenceDetector(sequential),
                 "accuracy": AccuracyDetector(sequential),

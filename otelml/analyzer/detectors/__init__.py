@@ -17,12 +17,14 @@ from .degradation import (
 )
 from .drift import DriftConfig, DriftDetector
 from .edetector import EDetectorConfig, FeatureEDetector
+from .support import InputRangeDetector
 
 REGISTRY = {
     cls.name: cls
     for cls in (
         DriftDetector,
         CategoryDriftDetector,
+        InputRangeDetector,
         ErrorRateDetector,
         LowConfidenceDetector,
         AccuracyDetector,
@@ -51,5 +53,6 @@ __all__ = [
     "DriftDetector",
     "EDetectorConfig",
     "FeatureEDetector",
+    "InputRangeDetector",
     "Finding",
 ]

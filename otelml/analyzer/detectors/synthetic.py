@@ -41,6 +41,9 @@ def window(
         rows = features.shape[0]
         for i, h in enumerate(histogram.from_columns(features)):
             histograms[(semconv.METRIC_FEATURE_VALUE, ((semconv.FEATURE_NAME, f"x{i}"),))] = h
+        for i in np.flatnonzero(~np.isfinite(features).all(axis=0)):  # counted as the SDK does (NaN only here)
+            key = ((semconv.FEATURE_NAME, f"x{i}"), (semconv.NONFINITE_KIND, semconv.NONFINITE_NAN))
+            counters[(semconv.METRIC_FEATURE_NONFINITE, key)] = int((~np.isfinite(features[:, i])).sum())
         counters[(semconv.METRIC_ROWS, ())] = rows
     if confidence is not None:
         histograms[(semconv.METRIC_CONFIDENCE, ())] = histogram.from_values(confidence)
