@@ -14,6 +14,7 @@ from otelml.analyzer.detectors import (
     ErrorRateDetector,
     InputRangeDetector,
     LatencyDetector,
+    LowMarginDetector,
     SequentialConfig,
     synthetic,
 )
@@ -251,6 +252,25 @@ def test_values_out_of_range_or_missing_more_often_alarm_and_a_usually_missing_f
     assert false_alarms == 0
     assert len(delays) == 20 and max(delays) <= 3, delays
     assert named.count(("x1", "not finite")) == 10 and named.count(("x2", "outside the reference range")) == 10
+
+
+def test_boundary_probes_at_three_percent_of_traffic_show_as_low_margin():
+    """Evasion probes sit on the decision boundary (margin near 0); at 3% of a window's rows they double the share
+    of low-margin predictions, found in a few windows, while ordinary traffic raises nothing."""
+    false_alarms, delays = 0, []
+    for seed in range(10):
+        rng = np.random.default_rng(700 + seed)
+        detector = LowMarginDetector()
+
+        def margins(probes, rng=rng):
+            ordinary = rng.beta(5, 1, 300 - probes)  # about 1 in 30 below 0.1
+            return synthetic.window(0, margin=np.concatenate([ordinary, rng.uniform(0, 0.02, probes)]))
+
+        for _ in range(200):
+            false_alarms += any(f.alarm for f in detector.update(margins(0), None))
+        delays.append(run_rate(detector, (margins(9) for _ in range(30))))
+    assert false_alarms == 0
+    assert sum(d is not None for d in delays) >= 9 and np.median([d or 99 for d in delays]) <= 15, delays
 
 
 def test_error_rate_false_alarms_and_detection():

@@ -34,6 +34,7 @@ from .detectors import (
     InputRangeDetector,
     LatencyDetector,
     LowConfidenceDetector,
+    LowMarginDetector,
     SequentialConfig,
     ThroughputDetector,
 )
@@ -76,6 +77,7 @@ class Detection:
                 "input range": InputRangeDetector(sequential),
                 "error rate": ErrorRateDetector(sequential),
                 "low confidence": LowConfidenceDetector(sequential),
+                "low margin": LowMarginDetector(sequential),
                 "accuracy": AccuracyDetector(sequential),
                 "class metrics": ClassMetricsDetector(sequential),
                 "latency": LatencyDetector(sequential),

@@ -13,6 +13,7 @@ from .degradation import (
     ErrorRateDetector,
     LatencyDetector,
     LowConfidenceDetector,
+    LowMarginDetector,
     SequentialConfig,
 )
 from .drift import DriftConfig, DriftDetector
@@ -27,6 +28,7 @@ REGISTRY = {
         InputRangeDetector,
         ErrorRateDetector,
         LowConfidenceDetector,
+        LowMarginDetector,
         AccuracyDetector,
         ClassMetricsDetector,
         LatencyDetector,
@@ -46,6 +48,7 @@ __all__ = [
     "ErrorRateDetector",
     "LatencyDetector",
     "LowConfidenceDetector",
+    "LowMarginDetector",
     "SequentialConfig",
     "ThroughputDetector",
     "Detector",

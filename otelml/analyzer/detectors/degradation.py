@@ -117,24 +117,39 @@ class LowConfidenceDetector(_RateDetector):
     buckets at or below the threshold, the same way in the baseline and after it)."""
 
     name = "low confidence"
+    metric = semconv.METRIC_CONFIDENCE
+    default_threshold = 0.6
 
-    def __init__(self, config: SequentialConfig = SequentialConfig(), threshold: float = 0.6):
-        self.threshold = threshold
+    def __init__(self, config: SequentialConfig = SequentialConfig(), threshold: float | None = None):
+        self.threshold = self.default_threshold if threshold is None else threshold
         super().__init__(config)
 
     def _count(self, window):
-        h = window.histogram(semconv.METRIC_CONFIDENCE)
+        h = window.histogram(self.metric)
         if h is None or h.count == 0:
             return 0, 0
         _, upper, counts = h.buckets()
         return float(counts[upper <= self.threshold].sum()), float(h.count)
+
+    def _details(self, window):
+        return {"histogram": self.metric, "threshold": self.threshold}  # not "metric": that names output drift
 
     @classmethod
     def _unit_test_window(cls, rng, index, changed):
         from .synthetic import window
 
         confidence = rng.beta(2, 8, 400) * 0.5 + 0.5 if changed else 1 - rng.beta(1, 20, 400) * 0.5
-        return window(index, confidence=confidence)
+        return window(index, confidence=confidence, margin=2 * confidence - 1)
+
+
+class LowMarginDetector(LowConfidenceDetector):
+    """Share of predictions with a margin (top-1 minus top-2 probability) below ``threshold`` rising above the
+    baseline: inputs crowding at the decision boundary, as black-box evasion probes do. The margin's exponential
+    histogram is finest near 0, where this looks."""
+
+    name = "low margin"
+    metric = semconv.METRIC_MARGIN
+    default_threshold = 0.1
 
 
 class AccuracyDetector(_RateDetector):
