@@ -46,27 +46,38 @@ class Stream:
         return Stream(self.callers[selection], self.rows[selection], self.campaign[selection], self.index[selection])
 
 
+def woven(background: int, attack: int, share: float, seed: int, skip: int = 0) -> np.ndarray:
+    """Where the attack's queries go when woven into a background stream from position ``skip`` on, one attack query
+    per 1/``share`` events on average (random gaps): a mask over the mixed stream, which ends with the last attack
+    query. ``background`` (its length) only matters when there is no attack."""
+    if attack == 0:
+        return np.zeros(min(skip, background), dtype=bool)
+    slots = skip + np.cumsum(np.random.default_rng(seed).geometric(share, size=attack)) - 1
+    mask = np.zeros(int(slots[-1]) + 1, dtype=bool)
+    mask[slots] = True
+    return mask
+
+
+def interleave(mask: np.ndarray, background: np.ndarray, attack: np.ndarray) -> np.ndarray:
+    """Any column of the mixed stream: ``attack`` values where ``mask``, ``background`` values (replayed from the
+    start when too short) elsewhere."""
+    out = np.empty((len(mask), *background.shape[1:]), dtype=np.result_type(background, attack))
+    out[mask] = attack[: mask.sum()]
+    out[~mask] = background[np.arange((~mask).sum()) % len(background)]
+    return out
+
+
 def mix(
     background: Stream, attack: np.ndarray, campaign: int, split: int, share: float, seed: int, skip: int = 0
 ) -> Stream:
-    """``background`` with the attack's query ``rows`` woven in from position ``skip`` on, one attack query per
-    1/``share`` events on average (random gaps), spread round-robin over ``split`` attacking callers. The stream
-    ends with the last attack query; the background starts over when it runs out."""
-    g = np.random.default_rng(seed)
-    gaps = g.geometric(share, size=len(attack))  # events from one attack query to the next
-    slots = skip + np.cumsum(gaps) - 1  # positions of attack queries in the mixed stream
-    n = int(slots[-1]) + 1 if len(attack) else skip
-    is_attack = np.zeros(n, dtype=bool)
-    is_attack[slots] = True
-    k = len(attack)
-    background = background.take(np.arange(n - k) % len(background))  # replayed from the start when too short
-    callers = np.empty(n, dtype=object)
-    callers[~is_attack] = background.callers[: n - k]
-    callers[is_attack] = [f"attack{campaign}-{i % split}" for i in range(k)]
-    rows = np.empty((n, background.rows.shape[1]))
-    rows[~is_attack] = background.rows[: n - k]
-    rows[is_attack] = attack[:k]
-    index = np.empty(n, dtype=int)
-    index[~is_attack] = background.index[: n - k]
-    index[is_attack] = np.arange(k)
-    return Stream(callers, rows, np.where(is_attack, campaign, -1), index)
+    """``background`` with the attack's query rows woven in (``woven``), spread round-robin over ``split``
+    attacking callers named ``attack{campaign}-{j}``."""
+    mask = woven(len(background), len(attack), share, seed, skip)
+    k = int(mask.sum())
+    callers = np.array([f"attack{campaign}-{i % split}" for i in range(k)], dtype=object)
+    return Stream(
+        interleave(mask, background.callers.astype(object), callers),
+        interleave(mask, background.rows, attack),
+        interleave(mask, np.full(len(background), -1), np.full(k, campaign)),
+        interleave(mask, background.index, np.arange(k)),
+    )
