@@ -178,3 +178,26 @@ class CallerPrada:
             values = np.array(gaps)
             last[0] = 1.0 if np.ptp(values) == 0 else 1.0 - float(stats.shapiro(values).statistic)
         return last[0]
+
+
+class CallerNovelty:
+    """(c3) Extraction with synthetic queries: how many of a caller's distinct queries were novel, farther than
+    ``radius`` (Hamming) from every one of the last ``capacity`` distinct queries anyone sent. Silent for the first
+    ``warm`` queries, while the global table fills."""
+
+    def __init__(self, bits: int, radius: int, capacity: int = 4_096, warm: int = 2_000, callers: int = 100_000):
+        self.radius, self.warm, self._seen = radius, warm, 0
+        self._table = Recent(capacity)
+        self._callers = Callers(lambda: [0, set()], callers)
+
+    def update(self, caller: str, fingerprint: str, digest=None) -> float:
+        self._seen += 1
+        count, mine = self._callers(caller)
+        key, fp = digest or fingerprint, words(fingerprint)
+        if not self._table.seen(key):
+            distances = self._table.distances(fp)
+            self._table.add(key, fp)
+            if key not in mine and (len(distances) == 0 or distances.min() > self.radius):
+                mine.add(key)
+                self._callers(caller)[0] = count = count + 1
+        return float(count) if self._seen > self.warm else NOTHING
