@@ -247,10 +247,10 @@ def traffic_summary(traffic) -> str:
         queries = np.median([c.queries for c in runs])
         if runs[0].kind == "evasion":
             success = np.mean([np.isfinite(c.final_l2) for c in runs])
-            batched = np.mean([np.mean(c.calls > 16) for c in runs])
+            batched = np.mean([c.calls[c.calls > 16].sum() / c.calls.sum() for c in runs])  # no fingerprint
             lines.append(
                 f"{name}: {len(runs)} campaigns, median {queries:,.0f} queries, success {success:.0%} unhindered, "
-                f"median L2 {np.nanmedian([c.final_l2 for c in runs]):.3f}; {batched:.0%} of its calls >16 rows"
+                f"median L2 {np.nanmedian([c.final_l2 for c in runs]):.3f}; {batched:.0%} of queries in calls >16 rows"
             )
         else:
             fid = np.median([c.fidelity for c in runs], axis=0)
