@@ -7,8 +7,8 @@ nearness-preserving fingerprint of each input.
 - Fingerprint: ``@otelml.monitor(fingerprint_bits=64)``. Each input row is standardized (with the mean and sd of the
   first 1,000 rows the monitor saw, then fixed) and projected on ``fingerprint_bits`` Gaussian directions drawn from
   the caller key; the signs are the fingerprint (SimHash, Charikar 2002), in hex on ``otelml.input.fingerprint``
-  (one string, or an array for batches of up to 16 rows), followed by a dot and a 32-bit keyed digest of the exact
-  row. Inputs at a small angle from each other get fingerprints at a small Hamming distance; the digest tells a
+  (one string, or an array for batches of up to 64 rows, the batch size black-box attack tools use), followed by a
+  dot and a 32-bit keyed digest of the exact row. Inputs at a small angle from each other get fingerprints at a small Hamming distance; the digest tells a
   repeated input from a different one too close to change a bit (the many tiny steps of a black-box attack). That
   is all the analyzer needs to see near-duplicate probing.
 
@@ -38,7 +38,7 @@ import numpy as np
 from . import _health
 
 _CALLER: contextvars.ContextVar = contextvars.ContextVar("otelml_caller", default=None)
-MAX_FINGERPRINT_ROWS = 16  # larger batches carry no fingerprints
+MAX_FINGERPRINT_ROWS = 64  # larger batches (offline scoring, not API probing) carry no fingerprints
 
 
 @contextmanager

@@ -108,7 +108,7 @@ class monitor:
         caller: who calls, for per-caller attack detection: an argument name, or a callable of the call's arguments;
             ``with otelml.caller(...)`` works too. Only a keyed hash goes out (see ``otelml._callers``).
         fingerprint_bits: if set (a multiple of 8, e.g. 64), a nearness-preserving fingerprint of each input row
-            goes on the span (calls of up to 16 rows), never the input itself.
+            goes on the span (calls of up to 64 rows), never the input itself.
     """
 
     def __init__(

@@ -18,11 +18,11 @@ def inputs(rng, n):
 class Traffic:
     """A model's traffic through the SDK's real fingerprinter into a CallerWatch; counts alarms by caller."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, config=None):
         self.rng = np.random.default_rng(seed)
         self.printer = Fingerprinter(b"key", tuple(f"x{i}" for i in range(FEATURES)), 64)
         self.printer.fingerprints(inputs(self.rng, 1000))  # the SDK's standardization
-        self.watch = CallerWatch()
+        self.watch = CallerWatch(config or AttackConfig())
         self.alarms: dict = {}  # caller -> [(detector, its query count)]
         self.sent: dict = {}
         self.favourites = inputs(self.rng, 30)  # rows that repeating callers ask again and again
@@ -93,7 +93,7 @@ def test_a_campaign_split_over_twenty_callers_is_found_within_300_queries():
 def test_a_thief_asking_far_more_than_anyone_is_flagged_for_extraction():
     caught = []
     for seed in range(5):
-        traffic = Traffic(300 + seed)
+        traffic = Traffic(300 + seed, AttackConfig(min_population=100))
         traffic.benign(4000, callers=200)  # about 20 queries per caller
         for _ in range(300):
             traffic.send("thief", inputs(traffic.rng, 1)[0])

@@ -27,7 +27,8 @@ Three tests:
   of the model reached before it (counted on a quarter-octave scale, at least ``min_extraction_queries``, once
   ``min_population`` callers are known): the volume signature of a thief that needs hundreds of answers (Juuti et
   al., PRADA, 2019, on the query patterns of extraction). Among callers that all behave alike, at most about one
-  in ``extraction_rarity`` is flagged.
+  in ``extraction_rarity`` is flagged. Callers listed in ``trusted`` (your own gateways, batch jobs) are left out of
+  this test and of the population it compares with.
 
 Why exchangeability gives the 1/2: if the caller's queries and the reservoir are draws from one distribution, the
 two distances are exchangeable, and "own < ratio x reservoir" with ``ratio <= 1`` is at most as likely as its
@@ -77,9 +78,13 @@ class AttackConfig:
     radius: int = 0  # bits within which split probing counts neighbours (0: a 32nd of the fingerprint's bits)
     split_false_alarms: float = 1e6  # ordinary queries per false split-probing alarm, at most
     max_callers: int = 20_000  # callers kept, over all models; the least recently seen are forgotten
+    trusted: tuple = ()  # caller ids (as on the spans) exempt from the volume test: your own gateways and batch jobs
     extraction_rarity: float = 1e4  # a caller is a volume outlier when fewer than 1 in this many got as far
-    min_population: int = 100  # callers seen before the extraction test speaks
+    min_population: int = 1000  # callers seen before the extraction test speaks
     min_extraction_queries: int = 50
+
+    def __post_init__(self):
+        object.__setattr__(self, "trusted", tuple(self.trusted))  # a list from a config file
 
     @property
     def log_threshold(self) -> float:
@@ -125,7 +130,10 @@ def distances(x: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def same(x: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Which rows of ``others`` are the very input ``x`` (same SimHash and digest)."""
+    """Which rows of ``others`` are the very input ``x``: the same exact-input digest (the SimHash of one input can
+    change while the SDK still learns its standardization), or without digests the same SimHash."""
+    if x[-1]:
+        return others[:, -1] == x[-1]
     return (others == x).all(axis=1)
 
 
@@ -299,7 +307,8 @@ class CallerWatch:
             state.repeats += 1
             return []
         found = []
-        if state.distinct == 0:
+        trusted = caller in c.trusted
+        if state.distinct == 0 and not trusted:
             traffic.callers_seen += 1
         state.distinct += 1
         own = state.prints if state.prints is not None else np.zeros((0, x.size), dtype=np.uint64)
@@ -313,7 +322,7 @@ class CallerWatch:
                 finding = self._finding(state, "split probing", value, math.log(c.split_false_alarms), at)
                 finding.details.update({"near now": now, "near before": before, "campaign callers": near_callers[:20]})
                 found.append(finding)
-        if traffic.rare_volume(state.distinct) and "extraction" not in state.alarmed:
+        if not trusted and traffic.rare_volume(state.distinct) and "extraction" not in state.alarmed:
             state.alarmed.add("extraction")
             rarity = self.config.extraction_rarity
             found.append(self._finding(state, "extraction", float(state.distinct), rarity, at))
@@ -344,8 +353,9 @@ class CallerWatch:
             "latest trace id": at[0],
             "latest span id": at[1],
         }
-        if detector == "evasion probing":
-            details.update({"wins": state.own.wins, "bets": state.own.bets})
+        bet = state.own if detector == "evasion probing" else None
+        if bet is not None:
+            details.update({"wins": bet.wins, "bets": bet.bets})
         return Finding(
             kind=ADVERSARIAL,
             detector=detector,
@@ -358,11 +368,11 @@ class CallerWatch:
             alarm=True,
             window_start_unix_nano=first[2],
             window_end_unix_nano=at[2],
-            e_value=math.exp(min(value, 700)) if detector == "evasion probing" else None,
+            e_value=math.exp(min(value, 700)) if bet is not None else None,
             p_value=math.exp(-value) if detector == "split probing" else None,
             effect="queries",
             effect_size=float(state.queries),
-            severity=CRITICAL if detector != "extraction" else WARNING,
+            severity=WARNING if detector == "extraction" else CRITICAL,
             trace_ids=tuple(dict.fromkeys([(at[0], at[1]), (first[0], first[1])])),
             details=details,
         )
