@@ -20,9 +20,10 @@ Three tests:
 - split probing (after Blacklight, Li et al. 2022), one query at a time, whoever sends it: ``n`` of the recent
   queries of *other* callers lie within ``radius`` bits of it (the very same input left out), against ``m`` of as
   many reservoir fingerprints. If recent and past traffic are alike, ``n`` given ``n + m`` is Binomial(1/2), and the
-  query alarms when that tail is below ``1 / split_false_alarms``. A campaign spread over many accounts makes the
-  recent traffic dense around its points; ordinary traffic is no denser now than before. The finding names the
-  other callers near the query.
+  query alarms when that tail is below ``1 / split_false_alarms`` and the near queries came from at least
+  ``split_callers`` other callers (an ordinary caller who happens to ask near a one-account campaign is not one of
+  a campaign). A campaign spread over many accounts makes the recent traffic dense around its points; ordinary
+  traffic is no denser now than before. The finding names the other callers near the query.
 - extraction: a caller reaching a number of distinct queries that fewer than one in ``extraction_rarity`` callers
   of the model reached before it (counted on a quarter-octave scale, at least ``min_extraction_queries``, once
   ``min_population`` callers are known): the volume signature of a thief that needs hundreds of answers (Juuti et
@@ -77,6 +78,7 @@ class AttackConfig:
     reservoir: int = 2048  # uniform sample of all past fingerprints
     radius: int = 0  # bits within which split probing counts neighbours (0: a 32nd of the fingerprint's bits)
     split_false_alarms: float = 1e6  # ordinary queries per false split-probing alarm, at most
+    split_callers: int = 3  # other callers the near recent queries must come from (one is evasion probing's job)
     max_callers: int = 20_000  # callers kept, over all models; the least recently seen are forgotten
     trusted: tuple = ()  # caller ids (as on the spans) exempt from the volume test: your own gateways and batch jobs
     extraction_rarity: float = 1e4  # a caller is a volume outlier when fewer than 1 in this many got as far
@@ -316,7 +318,7 @@ class CallerWatch:
             win = knn(x, own, c.k) < c.ratio * knn(x, traffic.sample(own.shape[0]), c.k)
             found += self._bet(state, state.own, win, "evasion probing", at)
         now, before, near_callers = traffic.neighbours(caller, x, c.radius or max(1, traffic.bits // 32))
-        if now > before:
+        if now > before and len(near_callers) >= c.split_callers:
             value = -float(stats.binom.logsf(now - 1, now + before, 0.5))
             if value >= math.log(c.split_false_alarms):
                 finding = self._finding(state, "split probing", value, math.log(c.split_false_alarms), at)
