@@ -5,7 +5,8 @@ classifier on river's bundled Phishing data (1,250 web pages; nothing is downloa
 ``@otelml.monitor`` to simulated callers. Then, in turn, it
 
 1. shifts two input features (a covariate drift: more pages over https and with long URLs),
-2. lets an evasion campaign send probes built to sit on the decision boundary (confidence collapses),
+2. lets an evasion campaign send probes built to sit on the decision boundary (confidence collapses), while one
+   caller, "mallory", walks in tiny steps around one page as black-box attacks do (per-caller probing),
 3. swaps the model for a tampered one under the same version (outputs change, inputs do not).
 
 Alerts arrive as OTLP log records at a small receiver standing in for a SIEM, and are printed as they come. The
@@ -31,11 +32,11 @@ PHASES = (  # (name, seconds)
     ("normal traffic", 14),
     ("covariate drift: https and long_url shift", 7),
     ("normal traffic", 6),
-    ("evasion campaign: probes on the decision boundary", 7),
+    ("evasion campaign: probes on the decision boundary, mallory probing", 7),
     ("normal traffic", 6),
     ("swapped model: same version, tampered weights", 8),
 )
-EXPECTED = {"drift", "performance", "integrity"}
+EXPECTED = {"drift", "performance", "integrity", "adversarial"}
 
 
 def _load():
@@ -140,13 +141,21 @@ def main(argv=None) -> int:
         otelml.configure(
             endpoint=f"http://127.0.0.1:{server.http.port}",
             service_name="phishing-service",
+            caller_key="demo caller key",
             set_global_tracer_provider=False,
             export_interval_s=3600,
         )
         current = {"model": model}
 
-        @otelml.monitor(model="phishing-detector", version="1", feature_names=names, classes=model.classes_)
-        def check(pages):
+        @otelml.monitor(
+            model="phishing-detector",
+            version="1",
+            feature_names=names,
+            classes=model.classes_,
+            caller="caller",
+            fingerprint_bits=128,
+        )
+        def check(pages, caller):
             return current["model"].predict_proba(np.atleast_2d(pages))
 
         try:
@@ -156,7 +165,7 @@ def main(argv=None) -> int:
                 for _ in range(seconds):
                     _serve_one_second(check, x, probes, name, rng)
             time.sleep(1.1)
-            check(x[:1])  # moves the last window past its end
+            check(x[:1], caller="nightly-job")  # moves the last window past its end
             otelml.force_flush()
             deadline = time.monotonic() + 10
             while not EXPECTED <= printer.kinds and time.monotonic() < deadline:
@@ -181,10 +190,13 @@ def _serve_one_second(check, x, probes, phase, rng):
     if phase.startswith("evasion"):
         attack = rng.random(len(rows)) < 0.5
         rows[attack] = probes[rng.integers(len(probes), size=int(attack.sum()))]
-    for row in rows[:40]:  # single requests from callers
-        check(row)
-    for batch in np.array_split(rows[40:], 2):  # and two small batches
-        check(batch)
+    for row in rows[:40]:  # single requests from 200 callers
+        check(row, caller=f"user-{rng.integers(200)}")
+    if phase.startswith("evasion"):  # mallory's tiny steps around one boundary page
+        for _ in range(10):
+            check(probes[0] + rng.normal(0, 0.01, probes.shape[1]), caller="mallory")
+    for batch in np.array_split(rows[40:], 2):  # and two batches from the nightly job
+        check(batch, caller="nightly-job")
     otelml.force_flush()
     time.sleep(max(0.0, 1.0 - (time.monotonic() - start)))
 

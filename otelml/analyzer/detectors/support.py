@@ -2,7 +2,7 @@
 
 Statistic: per feature, two proportions that must not rise, each a :class:`RateIncrease` CUSUM e-detector:
 
-- values in live buckets lying wholly below the reference's lowest or above its highest occupied bucket, per
+- values in live buckets lying strictly below the reference's lowest or above its highest occupied bucket, per
   value. If live values and the ``m`` reference values are exchangeable draws of one distribution, a new value
   falls outside the reference's range with probability ``2 / (m + 1)``, and outside its outer buckets with less,
   so ``p0 = 2 / (m + 1)`` needs no baseline and no guard;
@@ -159,7 +159,8 @@ class InputRangeDetector(Detector):
                 if feature in self._ranges:
                     low, high = self._ranges[feature]
                     lower, upper, bucket_counts = h.buckets()
-                    outside = float(bucket_counts[(upper <= low) | (lower >= high)].sum())
+                    # strictly beyond: a bucket touching the range (or the zero bucket [0, 0] of 0/1 data) is not
+                    outside = float(bucket_counts[(upper < low) | (lower > high)].sum())
             missing = float(nonfinite.get(feature, 0))
             found[feature] = (outside, finite, missing, max(float(rows), finite + missing))
         return found
