@@ -15,8 +15,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import otelml
 from otelml import semconv
 from otelml.analyzer.decode import parse_otlp_json
 from otelml.testing import attributes
@@ -211,6 +213,22 @@ def promql(base: str, query: str) -> list:
     answer = get_json(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": query}))
     assert answer["status"] == "success", answer
     return answer["data"]["result"]
+
+
+def send_models(endpoint: str, provider, models: dict) -> None:
+    """Calls of calm classifiers through otelml to ``endpoint`` (OTLP/HTTP), spans to ``provider``: ``models`` maps
+    each model's name to ``(calls, rows per call)``."""
+    otelml.configure(endpoint=endpoint, tracer_provider=provider, create_tracer_provider=False, export_interval_s=3600)
+    rng = np.random.default_rng(1)
+    try:
+        for name, (calls, rows) in models.items():
+            predict = otelml.monitor(model=name, version="1", classes=["ok", "bad"])(
+                lambda x: np.tile([0.9, 0.1], (len(x), 1))
+            )
+            for _ in range(calls):
+                predict(rng.normal(size=(rows, 3)))
+    finally:
+        assert otelml.shutdown()
 
 
 def file_log_records(path: Path) -> list:

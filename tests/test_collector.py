@@ -9,14 +9,12 @@ import contextlib
 import math
 import urllib.parse
 
-import numpy as np
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-import otelml
 from otelml import semconv
 from otelml.testing import OTLPSink, attributes
 
@@ -26,26 +24,8 @@ from .test_alerts import alert_records, build_reference, send_drift_then_calm
 
 SERVICE = "scoring-api"
 # churn: send_drift_then_calm's 1 + 3 drifting + 6 calm one-second windows of 300 rows, and one closing row.
-SENT = {"churn": {"calls": 11, "rows": 3001}, "fraud": {"calls": 42, "rows": 540}, "credit": {"calls": 25, "rows": 100}}
-
-
-def send_calm_models(endpoint, provider):
-    """Two more models through the same collector: fraud (40 single rows, 2 batches of 250) and credit (25 x 4)."""
-    otelml.configure(endpoint=endpoint, tracer_provider=provider, create_tracer_provider=False, export_interval_s=3600)
-    rng = np.random.default_rng(1)
-    fraud = otelml.monitor(model="fraud", version="3", classes=["ok", "fraud"])(
-        lambda x: np.tile([0.9, 0.1], (len(np.atleast_2d(x)), 1))
-    )
-    credit = otelml.monitor(model="credit", version="2", task="regression")(lambda x: np.atleast_2d(x)[:, 0])
-    try:
-        for _ in range(40):
-            fraud(rng.normal(size=4))
-        for _ in range(2):
-            fraud(rng.normal(size=(250, 4)))
-        for _ in range(25):
-            credit(rng.normal(size=(4, 2)))
-    finally:
-        assert otelml.shutdown()
+CALM = {"fraud": (40, 1), "credit": (25, 4)}  # calls, rows per call
+SENT = {"churn": {"calls": 11, "rows": 3001}, "fraud": {"calls": 40, "rows": 40}, "credit": {"calls": 25, "rows": 100}}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +67,7 @@ def run(tmp_path_factory):
         cleanup.callback(provider.shutdown)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoints['http']}/v1/traces")))
         send_drift_then_calm(collector_ports["http"], provider)
-        send_calm_models(endpoints["http"], provider)
+        stack.send_models(endpoints["http"], provider, CALM)
         assert provider.force_flush()
         yield {
             "analyzer": f"http://127.0.0.1:{analyzer_ports[2]}",
