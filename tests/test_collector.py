@@ -6,6 +6,7 @@ One stack and one run of traffic serve every test of this module: a drifting mod
 """
 
 import contextlib
+import json
 import math
 import urllib.parse
 
@@ -192,3 +193,15 @@ def test_prometheus_has_the_analyzers_drift_scores(run, alert):
     stack.poll(same_as_the_analyzer, "Prometheus to hold the analyzer's latest input drift score", 60)
     peak = stack.promql(base, f"max_over_time({query}[10m])")
     assert float(peak[0]["value"][1]) > 0
+
+
+def test_every_dashboard_query_runs_on_prometheus_and_finds_data(run):
+    """The Grafana dashboards' PromQL, with Grafana's variables filled in, against the real Prometheus."""
+    for path in sorted((stack.REPO / "grafana" / "dashboards").glob("*.json")):
+        panels = json.loads(path.read_text())["panels"]
+        for panel in panels:
+            for target in panel["targets"]:
+                if target["datasource"]["type"] != "prometheus":
+                    continue
+                query = target["expr"].replace("$__rate_interval", "5m").replace("$model", ".*")
+                assert stack.promql(run["prometheus"], query), (path.name, panel["title"], query)
