@@ -46,6 +46,7 @@ build_once() {
 build_collector() {
 	local out="$1" work version
 	need_go "the collector"
+	# The builder of the same release as the collector the manifest describes (dist.version).
 	version="$(sed -n 's/^  version: //p' "$here/builder-config.yaml")"
 	work="$(mktemp -d "$cache/collector.XXXXXX")"
 	GOBIN="$cache/ocb-$version" go install "go.opentelemetry.io/collector/cmd/builder@v$version"
