@@ -24,8 +24,8 @@ from .conftest import free_port, launch_analyzer, one_second_windows_alerting_to
 from .test_alerts import alert_records, build_reference, send_drift_then_calm
 
 SERVICE = "scoring-api"
-# churn: send_drift_then_calm's 1 + 3 drifting + 6 calm one-second windows of 300 rows, and one closing row.
 CALM = {"fraud": (40, 1), "credit": (25, 4)}  # calls, rows per call
+# churn: send_drift_then_calm's 1 + 3 drifting + 6 calm one-second windows of 300 rows, and one closing row.
 SENT = {"churn": {"calls": 11, "rows": 3001}, "fraud": {"calls": 40, "rows": 40}, "credit": {"calls": 25, "rows": 100}}
 
 
@@ -107,6 +107,8 @@ def test_the_analyzer_sees_every_model_and_count_sent_through_the_collector(run)
 
 def test_a_drift_alert_reaches_the_siem_file_and_loki_with_its_schema_intact(run, alert):
     record, attrs = alert
+    schema = {name for key, name in vars(semconv).items() if key.startswith("ALERT_") and name.startswith("otelml.")}
+    assert schema | {semconv.MODEL_NAME, semconv.MODEL_VERSION, semconv.FEATURE_NAME} == set(attrs)
     assert attrs[semconv.MODEL_NAME] == "churn" and attrs[semconv.MODEL_VERSION] == "1"
     assert attrs[semconv.ALERT_KIND] == "drift" and attrs[semconv.ALERT_FEATURES] == ["x2"]
     assert attrs[semconv.FEATURE_NAME] == "x2" and attrs[semconv.ALERT_SEVERITY] in ("warning", "critical")
