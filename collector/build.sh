@@ -24,7 +24,7 @@ unavailable() {
 
 key() { cat "$@" | sha256sum | cut -c1-16; }
 
-need_go() { command -v go >/dev/null || unavailable "go is not on PATH: cannot build $1 (install Go 1.24 or later)"; }
+need_go() { command -v go >/dev/null || unavailable "go is not on PATH: cannot build $1 (install Go 1.25 or later)"; }
 
 # Runs "$2 $3..." to produce the binary at $1 unless it exists; one build at a time per cache.
 build_once() {

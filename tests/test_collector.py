@@ -32,6 +32,8 @@ SENT = {"churn": {"calls": 11, "rows": 3001}, "fraud": {"calls": 40, "rows": 40}
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("collector")
+    for name in ("collector", "jaeger", "prometheus"):  # skip (or fail on CI) before starting anything
+        stack.binary(name)
     with contextlib.ExitStack() as cleanup:
         loki = cleanup.enter_context(OTLPSink())
         jaeger, jaeger_otlp, jaeger_query = stack.start_jaeger(tmp)
