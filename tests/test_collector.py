@@ -8,6 +8,8 @@ One stack and one run of traffic serve every test of this module: a drifting mod
 import contextlib
 import json
 import math
+import os
+import subprocess
 import urllib.parse
 
 import pytest
@@ -22,6 +24,7 @@ from otelml.testing import OTLPSink, attributes
 from . import stack
 from .conftest import free_port, launch_analyzer, one_second_windows_alerting_to
 from .test_alerts import alert_records, build_reference, send_drift_then_calm
+from .yaml_subset import load
 
 SERVICE = "scoring-api"
 CALM = {"fraud": (40, 1), "credit": (25, 4)}  # calls, rows per call
@@ -209,3 +212,20 @@ def test_every_dashboard_query_runs_on_prometheus_and_finds_data(run):
                     continue
                 query = target["expr"].replace("$__rate_interval", "5m").replace("$model", ".*")
                 assert stack.promql(run["prometheus"], query), (path.name, panel["title"], query)
+
+
+def test_the_slim_collector_has_exactly_the_components_the_configs_use():
+    collector = stack.binary("collector")
+    used = {}
+    for path in (stack.COLLECTOR_CONFIG, stack.SCALEOUT_CONFIG):
+        config = load(path.read_text())
+        for kind in ("receivers", "processors", "exporters", "extensions"):
+            used.setdefault(kind, set()).update(name.split("/")[0] for name in config.get(kind) or {})
+    listed = load(subprocess.run([collector, "components"], capture_output=True, text=True, check=True).stdout)
+    built = {kind: {c["name"] for c in listed.get(kind) or []} for kind in used}
+    assert built == used
+    env = {"OTELML_ANALYZERS": "[127.0.0.1:1, 127.0.0.1:2]"}
+    for configs in ([stack.COLLECTOR_CONFIG], [stack.COLLECTOR_CONFIG, stack.SCALEOUT_CONFIG]):
+        command = [collector, "validate", *(f"--config={c}" for c in configs)]
+        done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env))
+        assert done.returncode == 0, done.stderr
