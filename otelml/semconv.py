@@ -87,6 +87,10 @@ METRIC_ANALYZER_STORE_TIME = "otelml.analyzer.store.time"
 UNIT_ANALYZER_STORE_TIME = "s"
 METRIC_ANALYZER_MODELS = "otelml.analyzer.models"
 UNIT_ANALYZER_MODELS = "{model}"
+# The latest log e-value of each drift detector per model version (its alarm threshold is ln A).
+METRIC_ANALYZER_DRIFT_SCORE = "otelml.analyzer.drift.score"
+UNIT_ANALYZER_DRIFT_SCORE = "{score}"  # an annotation: dimensionless, and no "_ratio" suffix in Prometheus
+ANALYZER_DETECTOR = "otelml.analyzer.detector"  # input drift, output drift, label mix, category drift
 
 # --- Alerts: OTLP log records the analyzer emits ---------------------------------------------------------------------
 EVENT_ALERT = "otelml.alert"  # the LogRecord's event name

@@ -128,6 +128,11 @@ def launch_analyzer(ports, state_dir, *flags, env=None):
     raise AssertionError(proc.stdout.read() if proc.poll() is not None else "analyzer not ready")
 
 
+def one_second_windows_alerting_to(endpoint, protocol="grpc"):
+    """``launch_analyzer`` flags: one-second windows closing without lateness, alerts sent to ``endpoint``."""
+    return ["--window", "1", "--lateness", "0", "--alerts-endpoint", endpoint, "--alerts-protocol", protocol]
+
+
 def in_one_second_windows(calls, close):
     """Each of ``calls`` (no-argument functions) in a window of its own, with one-second analyzer windows: call,
     export, wait for the next window. Then ``close()`` sends one more call past the last window, which closes it."""

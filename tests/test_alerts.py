@@ -19,7 +19,7 @@ from otelml.analyzer.detectors import Finding
 from otelml.analyzer.server import Server
 from otelml.testing import OTLPSink, attributes
 
-from .conftest import free_port, in_one_second_windows, launch_analyzer, reference_build
+from .conftest import free_port, in_one_second_windows, launch_analyzer, one_second_windows_alerting_to, reference_build
 
 
 def finding(feature, window, alarm=True, severity="critical", value=20.0):
@@ -171,14 +171,7 @@ def test_alerts_wait_in_the_outbox_and_arrive_once_in_order(tmp_path, kill):
         return launch_analyzer(
             ports,
             state_dir,
-            "--window",
-            "1",
-            "--lateness",
-            "0",
-            "--alerts-endpoint",
-            f"http://127.0.0.1:{ports[3]}",
-            "--alerts-protocol",
-            "http/protobuf",
+            *one_second_windows_alerting_to(f"http://127.0.0.1:{ports[3]}", "http/protobuf"),
             env={"OTEL_EXPORTER_OTLP_TIMEOUT": "1"},
         )
 

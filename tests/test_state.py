@@ -166,3 +166,10 @@ def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
         config.load(str(path))
     with pytest.raises(ValueError, match="TLS needs both"):
         config.load(tls_cert="cert.pem")
+
+
+def test_the_analyzers_own_metrics_routed_back_by_a_collector_are_ignored():
+    st = state()
+    own = StreamKey((), semconv.ANALYZER_SCOPE_NAME, semconv.METRIC_ANALYZER_DRIFT_SCORE, ((semconv.MODEL_NAME, "m"),))
+    applied = apply(st, Point(own, "gauge", T0, T0 + S, False, 3.5))
+    assert applied.accepted == 0 and st.counts["ignored"] == 1 and st.models == {}

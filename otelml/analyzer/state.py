@@ -130,6 +130,8 @@ class State:
         Cached per stream, boundedly."""
         route = self._routes.get(key)
         if route is None:
+            if key.scope == semconv.ANALYZER_SCOPE_NAME:  # an analyzer's own metrics, routed back by a collector
+                return None
             attributes = dict(key.attributes)
             model = attributes.get(semconv.MODEL_NAME)
             if not isinstance(model, str):

@@ -17,6 +17,7 @@ from .. import semconv
 from .._version import __version__
 
 OUTCOMES = ("received", "accepted", "rejected", "ignored", "late", "stale")
+DRIFT_DETECTORS = ("input drift", "output drift", "label mix", "category drift")
 
 
 def instrument(analyzer, provider: MeterProvider) -> None:
@@ -70,6 +71,28 @@ def instrument(analyzer, provider: MeterProvider) -> None:
             lambda h: h["models"],
         ),
     ]
+
+    def drift_scores(options: CallbackOptions):
+        return [
+            Observation(
+                summary["detectors"][detector]["value"],
+                {
+                    semconv.MODEL_NAME: summary["model"],
+                    semconv.MODEL_VERSION: summary["version"],
+                    semconv.ANALYZER_DETECTOR: detector,
+                },
+            )
+            for summary in analyzer.models()
+            for detector in DRIFT_DETECTORS
+            if detector in summary["detectors"]
+        ]
+
+    meter.create_observable_gauge(
+        semconv.METRIC_ANALYZER_DRIFT_SCORE,
+        [drift_scores],
+        unit=semconv.UNIT_ANALYZER_DRIFT_SCORE,
+        description="Latest log e-value of each drift detector per model version; it alarms at ln A.",
+    )
     for create, name, unit, description, read in singles:
         create(
             name,
