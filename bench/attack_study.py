@@ -83,12 +83,16 @@ def designs(bits_options=(64, 128)) -> list:
 
 # --- fingerprints ---------------------------------------------------------------------------------------------------
 class Prints:
-    """Fingerprints (hex, as on the wire) and exact row digests of every stream and campaign, for one bit width."""
+    """Fingerprints (the SimHash part of what the SDK sends, hex) and exact row digests of every stream and campaign,
+    for one bit width; the designs choose whether to use the digests."""
 
     def __init__(self, traffic, bits: int):
         fingerprinter = Fingerprinter(KEY, traffic.names, bits)
         fingerprinter.fingerprints(traffic.calibration.rows[:1000])  # the SDK's warm-up: mean and sd fixed after
-        self.of = lambda rows: (np.array(fingerprinter.fingerprints(rows), dtype=object), digests(rows))
+        self.of = lambda rows: (
+            np.array([f.partition(".")[0] for f in fingerprinter.fingerprints(rows)], dtype=object),
+            digests(rows),
+        )
         self.calibration = self.of(traffic.calibration.rows)
         self.test = self.of(traffic.test.rows)
         self.campaigns = [self.of(c.rows[:LIMIT]) for c in traffic.campaigns]
