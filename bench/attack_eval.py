@@ -5,8 +5,9 @@ Boundary and ZOO evasion, KnockoffNets and a synthetic extraction thief) is a ca
 predict function with ``caller=`` and ``fingerprint_bits=128``, batched as the attack batched it; the spans go over
 OTLP/HTTP to ``otelml analyzer`` running as its own process, whose alerts arrive at a local OTLP receiver (the
 SIEM). The benign gateways (a mail gateway scoring every link it sees: as much volume as a thief) are listed as
-``trusted`` in the analyzer's config, as their operator would. Campaigns run one after another, each woven into the benign stream at ``SHARE`` of the traffic from its
-start, its queries spread round-robin over 1, 5 or 20 accounts (a batch of the attack split over as many accounts).
+``trusted`` in the analyzer's config, as their operator would. Campaigns run one after another, each woven into
+the benign stream at ``--share`` of the traffic (10%) from its start, its queries spread round-robin over 1, 5 or 20
+accounts (a batch of the attack split over as many accounts).
 
 An alert's own span id is the query at which the analyzer's test crossed its threshold; "queries until the alert"
 counts the campaign's queries up to that one. (Blocking would happen when the record arrives, one window later.)
@@ -16,8 +17,9 @@ detected; median and 90th percentile of attack queries until the first alert; wh
 there (an adversarial example at all, its L2 distance) against the unhindered attack; extraction queries until the
 alert and the thief's fidelity then.
 
-    python bench/attack_eval.py           # all campaigns (bench/attacks FULL traffic), about 15 minutes
-    python bench/attack_eval.py --quick   # a third of them, a few minutes
+    python bench/attack_eval.py              # all campaigns (bench/attacks FULL traffic), about 8 minutes
+    python bench/attack_eval.py --quick      # a third of them, about 3 minutes
+    python bench/attack_eval.py --share 0.02 # campaigns at 2% of the traffic (five times the benign calls)
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def start_analyzer(state_dir: str, alerts: str, trusted: list):
     )
 
 
-def schedule(traffic, chosen: list, split: int, seed: int) -> list:
+def schedule(traffic, chosen: list, split: int, seed: int, share: float = SHARE) -> list:
     """Calls in order: (caller, rows, campaign or -1). Benign calls are one row each; the benign stream is replayed
     with renamed callers when it runs out, so no benign caller grows past its own volume."""
     rng = np.random.default_rng(seed)
@@ -107,7 +109,7 @@ def schedule(traffic, chosen: list, split: int, seed: int) -> list:
             size = int(min(size, LIMIT - sent))
             if size <= 0:
                 break
-            calls += benign_calls(int(rng.poisson(size * (1 - SHARE) / SHARE)))
+            calls += benign_calls(int(rng.poisson(size * (1 - share) / share)))
             for part in np.array_split(np.arange(sent, sent + size), min(size, split)):  # a batch over accounts
                 calls.append((f"attack{c}-{account % split}", run.rows[part], c))
                 account += 1
@@ -204,7 +206,7 @@ def measure(traffic, calls: list, alerts: dict, split: int) -> dict:
     }
 
 
-def report(traffic, results: list) -> None:
+def report(traffic, results: list, share: float) -> None:
     runs = traffic.campaigns
     print("\nBenign traffic (each run: the bench's held-out callers, replayed under new names when they run out)")
     for r in results:
@@ -213,7 +215,7 @@ def report(traffic, results: list) -> None:
             f"({r['benign alerted'] / r['benign callers']:.3%}), {r['benign alerted'] / r['benign queries'] * 1e3:.3f} "
             f"per 1,000 benign queries; detectors {r['benign detectors'] or '-'}"
         )
-    print(f"\nEvasion ({', '.join(PROBING)}): attack queries until the first alert, campaign at {SHARE:.0%} of traffic")
+    print(f"\nEvasion ({', '.join(PROBING)}): attack queries until the first alert, campaign at {share:.0%} of traffic")
     print("  split  detected  median  p90   by")
     for r in results:
         hits = [(runs[c].name, v) for c, v in r["campaigns"].items() if runs[c].name.split("/")[0] in PROBING]
@@ -253,6 +255,7 @@ def report(traffic, results: list) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--share", type=float, default=SHARE, help=f"a campaign's share of traffic (default {SHARE})")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     traffic = load(QUICK if args.quick else FULL)
@@ -260,12 +263,12 @@ def main(argv=None) -> int:
     results = []
     for split in (1, 5, 20):
         chosen = range(len(traffic.campaigns)) if split == 1 else probing
-        calls = schedule(traffic, list(chosen), split, seed=split)
+        calls = schedule(traffic, list(chosen), split, seed=split, share=args.share)
         t = time.perf_counter()
         span_ids, records = replay(calls, traffic.names)
         results.append(measure(traffic, calls, first_alerts(calls, span_ids, records), split))
         print(f"split {split}: {len(calls):,} calls through the SDK and analyzer in {time.perf_counter() - t:.0f} s")
-    report(traffic, results)
+    report(traffic, results, args.share)
     print(f"\ntotal time {time.perf_counter() - started:.0f} s")
     return 0
 

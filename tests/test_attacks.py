@@ -116,7 +116,35 @@ def test_memory_stays_bounded_and_bad_fingerprints_are_counted():
     for bad in ["", "xyz", "abc", "00" * 200, None, 42, "0011223344556677.zz", "00112233"]:
         watch.observe("m", "1", "c", [bad], "t", "s", 0)  # another length than the model's, or not hex
     assert watch.rejected == 8 and watch.summary()["rejected fingerprints"] == 8
+    capped = CallerWatch(AttackConfig(max_models=3))
+    for m in range(10):  # hostile model names cannot grow the state either
+        capped.observe(f"model-{m}", "1", "c", ["0011223344556677.0a0b0c0d"], "t", "s", 0)
+    assert len(capped.models) == 3 and capped.rejected == 7
     assert parse_fingerprint("0011223344556677.0a") is not None
+
+
+def test_hostile_span_attributes_are_counted_not_fatal():
+    from otelml import semconv
+    from otelml.analyzer.points import SpanSummary
+
+    def span(caller, prints, model="m"):
+        attributes = {semconv.CALLER_ID: caller, semconv.INPUT_FINGERPRINT: prints, semconv.MODEL_NAME: model}
+        return SpanSummary((), "predict m", "ab" * 16, "cd" * 8, 0, 1, attributes, False)
+
+    watch = CallerWatch()
+    hostile = [
+        span(42, "0011223344556677"),
+        span("", "0011223344556677"),
+        span("x" * 1000, "0011223344556677"),
+        span("c", 3.5),
+        span("c", True),
+        span("c", (1, 2, 3)),
+        span("c", (("k", "v"),)),
+        span("c", ("zz",) * 1000),
+    ]
+    watch.observe_spans(hostile + [span("c", "0011223344556677.0a0b0c0d"), span("c", None), span("c", "00", model="")])
+    assert watch.rejected == 5 + 3 + 1 + 64  # bad callers and values, the three bad array items, 64 of 1,000 "zz"
+    assert watch.callers[("m", "c")].queries == 1
 
 
 @pytest.mark.parametrize("text", ["0011223344556677", "0011223344556677.00000001"])

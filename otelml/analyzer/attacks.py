@@ -80,6 +80,8 @@ class AttackConfig:
     split_false_alarms: float = 1e6  # ordinary queries per false split-probing alarm, at most
     split_callers: int = 3  # other callers the near recent queries must come from (one is evasion probing's job)
     max_callers: int = 20_000  # callers kept, over all models; the least recently seen are forgotten
+    max_models: int = 1000  # models watched; fingerprints of further models are rejected (counted)
+    max_pending: int = 1000  # alarms kept per model version until its next window closes (the latest)
     trusted: tuple = ()  # caller ids (as on the spans) exempt from the volume test: your own gateways and batch jobs
     extraction_rarity: float = 1e4  # a caller is a volume outlier when fewer than 1 in this many got as far
     min_population: int = 1000  # callers seen before the extraction test speaks
@@ -259,7 +261,7 @@ class CallerWatch:
             model = attributes.get(semconv.MODEL_NAME)
             if caller is None or prints is None or not model:
                 continue
-            if not isinstance(caller, str) or not caller or len(caller) > 128:
+            if not isinstance(caller, str) or not caller or len(caller) > 128 or not isinstance(prints, (str, tuple)):
                 self.rejected += 1
                 continue
             prints = [prints] if isinstance(prints, str) else list(prints)[:64]
@@ -289,7 +291,9 @@ class CallerWatch:
                 continue
             found += self._query(traffic, caller, state, x, (trace_id, span_id, time_ns))
         for f in found:
-            self.pending.setdefault((model, version), []).append(f)
+            pending = self.pending.setdefault((model, version), [])
+            pending.append(f)
+            del pending[: -self.config.max_pending]
         return found
 
     def _traffic(self, model: str, x, bits: int) -> _ModelTraffic | None:
@@ -298,6 +302,8 @@ class CallerWatch:
             return None
         traffic = self.models.get(model)
         if traffic is None:
+            if len(self.models) >= self.config.max_models:
+                return None
             traffic = self.models[model] = _ModelTraffic(self.config, bits, seed=len(self.models))
         return traffic if traffic.bits == bits else None
 
