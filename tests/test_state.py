@@ -161,8 +161,14 @@ def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
     assert loaded.lateness == 30.0  # a default
     monkeypatch.setenv("OTELML_AUTH_TOKEN", "t0k")
     assert config.load().auth_token == "t0k"
+    path.write_text('[analyzer.attacks]\ntrusted = ["gateway-id"]\nfalse_alarms = 1e5\n')
+    attacks = config.load(str(path)).attacks
+    assert attacks.trusted == ("gateway-id",) and attacks.false_alarms == 1e5 and attacks.max_callers == 20_000
     path.write_text("[analyzer]\nwindw = 30\n")
     with pytest.raises(ValueError, match="unknown settings.*windw"):
+        config.load(str(path))
+    path.write_text("[analyzer.attacks]\nfalse_alarm = 3\n")
+    with pytest.raises(ValueError, match="unknown attacks settings.*false_alarm"):
         config.load(str(path))
     with pytest.raises(ValueError, match="TLS needs both"):
         config.load(tls_cert="cert.pem")
