@@ -114,9 +114,7 @@ def parse_fingerprint(text: str) -> np.ndarray | None:
 
 def random_print(rng: np.random.Generator, words: int = 1) -> np.ndarray:
     """A random fingerprint with a random digest (for examples and tests)."""
-    return rng.integers(0, 2**63, size=words + 1, dtype=np.uint64) * 2 + rng.integers(
-        0, 2, size=words + 1, dtype=np.uint64
-    )
+    return rng.integers(0, 2**64, size=words + 1, dtype=np.uint64)
 
 
 def near(base: np.ndarray, rng: np.random.Generator, flips: int = 3) -> np.ndarray:
