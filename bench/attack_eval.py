@@ -51,7 +51,7 @@ KEY = "attack evaluation key"
 BITS = 128
 SHARE = 0.1  # the campaign's share of the traffic while it runs
 LIMIT = 400  # attack queries sent per campaign (the goals look at 50, 200 and 300)
-WARM = 10_000  # benign calls before the first campaign
+WARM = 40_000  # benign calls before the first campaign (the volume tests wait for 1,000 callers)
 FLUSH_EVERY = 400  # calls between force_flush (backpressure: the span queue never overflows)
 PROBING = ("hsj", "hsj5", "boundary")
 

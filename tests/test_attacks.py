@@ -23,14 +23,14 @@ class Traffic:
         self.printer = Fingerprinter(b"key", tuple(f"x{i}" for i in range(FEATURES)), 64)
         self.printer.fingerprints(inputs(self.rng, 1000))  # the SDK's standardization
         self.watch = CallerWatch(config or AttackConfig())
-        self.alarms: dict = {}  # caller -> [(detector, its query count)]
+        self.alarms: dict = {}  # caller -> [(detector, its query count, details)]
         self.sent: dict = {}
         self.favourites = inputs(self.rng, 30)  # rows that repeating callers ask again and again
 
     def send(self, caller, row):
         self.sent[caller] = self.sent.get(caller, 0) + 1
         for f in self.watch.observe("m", "1", caller, self.printer.fingerprints(row[None]), "t", "s", 0):
-            self.alarms.setdefault(caller, []).append((f.detector, self.sent[caller]))
+            self.alarms.setdefault(caller, []).append((f.detector, self.sent[caller], f.details.get("signal")))
 
     def benign(self, n, callers=400):
         for _ in range(n):
@@ -85,25 +85,43 @@ def test_a_campaign_split_over_twenty_callers_is_found_within_300_queries():
         accounts = [f"sybil-{seed}-{i}" for i in range(20)]
         delays.append(traffic.probe(accounts, 600))
         assert not benign_alarms(traffic)
-        detectors = {d for c in accounts for d, _ in traffic.alarms.get(c, [])}
+        detectors = {d for c in accounts for d, *_ in traffic.alarms.get(c, [])}
         assert "split probing" in detectors, detectors
     assert all(d is not None and d <= 300 for d in delays), delays
 
 
-def test_a_thief_asking_far_more_than_anyone_is_flagged_for_extraction():
+@pytest.mark.parametrize("pace", [1, 9], ids=["half the traffic", "a tenth of the traffic"])
+def test_a_thief_asking_far_more_than_anyone_is_flagged_for_extraction(pace):
+    """A thief stands out among the recent queries (the burst signal) before its total does."""
     caught = []
     for seed in range(5):
         traffic = Traffic(300 + seed, AttackConfig(min_population=100))
         traffic.benign(4000, callers=200)  # about 20 queries per caller
         for _ in range(300):
             traffic.send("thief", inputs(traffic.rng, 1)[0])
-            traffic.benign(1, callers=200)
+            traffic.benign(pace, callers=200)
             if "thief" in traffic.alarms:
                 break
         caught.append(traffic.sent["thief"] if "thief" in traffic.alarms else None)
         assert not benign_alarms(traffic)
-        assert traffic.alarms["thief"][0][0] == "extraction"
+        assert traffic.alarms["thief"][0][0] == "extraction" and traffic.alarms["thief"][0][2] == "burst"
+        assert traffic.watch.callers[("m", "thief")].alarmed == {"extraction"}
     assert all(c is not None and c < 200 for c in caught), caught
+
+
+def test_a_count_is_rare_only_at_twice_what_all_but_one_in_rarity_callers_reached():
+    from otelml.analyzer.attacks import _ModelTraffic
+
+    traffic = _ModelTraffic(AttackConfig(min_population=1000, extraction_rarity=1000), bits=64, seed=0)
+    traffic.callers_seen = 3000
+    levels = [traffic.climb(traffic.reached, -1, 10)[0] for _ in range(2993)]  # most callers reach 10 ...
+    levels += [traffic.climb(traffic.reached, -1, 30)[0] for _ in range(5)]  # ... five reach 30
+    assert not traffic.climb(traffic.reached, levels[-1], 40)[1]  # four others reached 20: 3 in 3,000 may
+    assert not traffic.climb(traffic.reached, -1, 19)[1]  # under twice what almost everyone reached
+    level, rare = traffic.climb(traffic.reached, -1, 64)
+    assert rare and not traffic.climb(traffic.reached, level, 64)[1]  # once per level reached
+    traffic.callers_seen = 500
+    assert not traffic.climb(traffic.reached, -1, 200)[1]  # too few callers known to say
 
 
 def test_memory_stays_bounded_and_bad_fingerprints_are_counted():

@@ -24,12 +24,13 @@ Three tests:
   ``split_callers`` other callers (an ordinary caller who happens to ask near a one-account campaign is not one of
   a campaign). A campaign spread over many accounts makes the recent traffic dense around its points; ordinary
   traffic is no denser now than before. The finding names the other callers near the query.
-- extraction: a caller reaching a number of distinct queries that fewer than one in ``extraction_rarity`` callers
-  of the model reached before it (counted on a quarter-octave scale, at least ``min_extraction_queries``, once
-  ``min_population`` callers are known): the volume signature of a thief that needs hundreds of answers (Juuti et
-  al., PRADA, 2019, on the query patterns of extraction). Among callers that all behave alike, at most about one
-  in ``extraction_rarity`` is flagged. Callers listed in ``trusted`` (your own gateways, batch jobs) are left out of
-  this test and of the population it compares with.
+- extraction: a caller's distinct queries, in all ("volume") or among the model's last ``recent`` ("burst"),
+  reaching ``extraction_margin`` (2) times a count that fewer than one in ``extraction_rarity`` other callers
+  reached (counted on a quarter-octave scale; at least ``min_extraction_queries`` in all or ``min_burst`` recent;
+  once ``min_population`` callers are known): the volume signature of a thief that needs hundreds of answers
+  (Juuti et al., PRADA, 2019, on the query patterns of extraction). Callers listed in ``trusted`` (your own
+  gateways, batch jobs) are left out of this test and of the population it compares with, and so is every caller
+  once alarmed (one thief must not hide the next).
 
 Why exchangeability gives the 1/2: if the caller's queries and the reservoir are draws from one distribution, the
 two distances are exchangeable, and "own < ratio x reservoir" with ``ratio <= 1`` is at most as likely as its
@@ -62,7 +63,7 @@ from .detectors.base import ADVERSARIAL, CRITICAL, WARNING, Finding
 _STATISTICS = {
     "evasion probing": "log e-value (nearer than ordinary)",
     "split probing": "-ln p (neighbours now against before)",
-    "extraction": "distinct queries (rarer than 1 in threshold callers)",
+    "extraction": "distinct queries, in all or among the recent (rarer than 1 in threshold callers)",
 }
 _LAMBDAS = np.array([0.5, 1.0, 1.5, 1.9])  # bets on "win" at even odds; a loss keeps 1 - lam / 2 of the stake
 
@@ -83,9 +84,11 @@ class AttackConfig:
     max_models: int = 1000  # models watched; fingerprints of further models are rejected (counted)
     max_pending: int = 1000  # alarms kept per model version until its next window closes (the latest)
     trusted: tuple = ()  # caller ids (as on the spans) exempt from the volume test: your own gateways and batch jobs
-    extraction_rarity: float = 1e4  # a caller is a volume outlier when fewer than 1 in this many got as far
+    extraction_rarity: float = 1e4  # a caller is a volume outlier when fewer than 1 in this many got as far ...
+    extraction_margin: float = 2.0  # ... as a count this many times smaller
     min_population: int = 1000  # callers seen before the extraction test speaks
     min_extraction_queries: int = 50
+    min_burst: int = 16  # distinct queries among the model's recent ones before the burst test speaks
 
     def __post_init__(self):
         object.__setattr__(self, "trusted", tuple(self.trusted))  # a list from a config file
@@ -181,6 +184,8 @@ class _Caller:
     first: tuple = ()  # (trace id, span id, time) of the first query of the current suspicious run
     latest: tuple = ()
     alarmed: set = field(default_factory=set)  # tests that have alarmed (extraction alarms once per caller)
+    volume_level: int = -1  # highest quarter-octave of distinct queries reached
+    burst_level: int = -1  # ... of distinct queries among the model's recent ones
 
 
 class _ModelTraffic:
@@ -197,6 +202,7 @@ class _ModelTraffic:
         self.rng = np.random.default_rng(seed)
         self.callers_seen = 0
         self.reached = np.zeros(256, dtype=np.int64)  # callers that reached each quarter-octave of distinct queries
+        self.bursts = np.zeros(64, dtype=np.int64)  # ... of distinct queries among the recent ones
 
     def add(self, caller: str, x: np.ndarray) -> None:
         c = self.config
@@ -227,17 +233,20 @@ class _ModelTraffic:
         before = int(((distances(x, past) <= radius) & ~same(x, past)).sum())
         return int(close.sum()), before, list(dict.fromkeys(self.recent_callers[others][close]))
 
-    def rare_volume(self, distinct: int) -> bool:
-        """Count a caller reaching ``distinct`` distinct queries; True if fewer than one in ``extraction_rarity``
-        callers got as far before it (checked where ``distinct`` enters a new quarter octave)."""
+    def climb(self, reached: np.ndarray, best: int, value: int) -> tuple[int, bool]:
+        """A caller's count (distinct queries, or its distinct queries among the recent ones) is ``value``, its
+        highest quarter-octave so far ``best``; each level it newly reaches is counted in ``reached``. Returns the
+        new best, and whether the count is rare: a new level, ``extraction_margin`` times higher than a level that
+        fewer than one in ``extraction_rarity`` other callers reached (at least one caller must be first)."""
         c = self.config
-        level = min(int(4 * math.log2(distinct)), self.reached.size - 1)
-        if distinct > 1 and level == min(int(4 * math.log2(distinct - 1)), self.reached.size - 1):
-            return False
-        before = int(self.reached[level])
-        self.reached[level] += 1
-        eligible = distinct >= c.min_extraction_queries and self.callers_seen >= c.min_population
-        return eligible and before < max(self.callers_seen / c.extraction_rarity, 1)
+        level = min(int(4 * math.log2(value)), reached.size - 1) if value > 0 else -1
+        if level <= best:
+            return best, False
+        reached[best + 1 : level + 1] += 1
+        below = max(level - round(4 * math.log2(c.extraction_margin)), 0)
+        others = float(reached[below]) - 1
+        rare = self.callers_seen >= c.min_population and others < max(self.callers_seen / c.extraction_rarity, 1)
+        return level, rare
 
 
 class CallerWatch:
@@ -328,13 +337,38 @@ class CallerWatch:
                 finding = self._finding(state, "split probing", value, math.log(c.split_false_alarms), at)
                 finding.details.update({"near now": now, "near before": before, "campaign callers": near_callers[:20]})
                 found.append(finding)
-        if not trusted and traffic.rare_volume(state.distinct) and "extraction" not in state.alarmed:
-            state.alarmed.add("extraction")
-            rarity = self.config.extraction_rarity
-            found.append(self._finding(state, "extraction", float(state.distinct), rarity, at))
         state.prints = np.vstack([own[-(c.history - 1) :], x[None]])
         traffic.add(caller, x)
+        if not trusted and "extraction" not in state.alarmed:
+            found += self._volume(traffic, state, at)
         return found
+
+    def _volume(self, traffic: _ModelTraffic, state: _Caller, at: tuple) -> list:
+        """Extraction: the caller's distinct queries, over all time and among the recent ones, rarer than anyone's."""
+        c = self.config
+        state.volume_level, rare = traffic.climb(traffic.reached, state.volume_level, state.distinct)
+        signal, value = "volume", state.distinct
+        if not (rare and state.distinct >= c.min_extraction_queries):
+            burst = int((traffic.recent_callers == state.caller).sum())
+            state.burst_level, rare = traffic.climb(traffic.bursts, state.burst_level, burst)
+            signal, value = "burst", burst
+            if not (rare and burst >= c.min_burst):
+                return []
+        finding = self._finding(state, "extraction", float(value), c.extraction_rarity, at)
+        finding.details["signal"] = signal
+        self._set_apart(traffic, state)
+        return [finding]
+
+    @staticmethod
+    def _set_apart(traffic: _ModelTraffic, state: _Caller) -> None:
+        """An alarmed caller stops counting as ordinary: its counts leave the population the volume tests compare
+        with (else one thief would hide the next), and it gets no further extraction alarm."""
+        if "extraction" in state.alarmed:
+            return
+        state.alarmed.add("extraction")
+        traffic.reached[: state.volume_level + 1] -= 1
+        traffic.bursts[: state.burst_level + 1] -= 1
+        state.volume_level = state.burst_level = 10**6
 
     def _bet(self, state: _Caller, bet: _Bet, win: bool, detector: str, at: tuple) -> list:
         before = bet.value()
@@ -344,6 +378,7 @@ class CallerWatch:
         if value < self.config.log_threshold:
             return []
         finding = self._finding(state, detector, value, self.config.log_threshold, at)
+        self._set_apart(self.models[state.model], state)
         bet.w[:] = 0.0
         return [finding]
 
