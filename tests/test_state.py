@@ -170,6 +170,16 @@ def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
     path.write_text("[analyzer.attacks]\nfalse_alarm = 3\n")
     with pytest.raises(ValueError, match="unknown attacks settings.*false_alarm"):
         config.load(str(path))
+    for bad, message in [
+        ('trusted = "gateway-id"', "trusted must be a list of caller ids"),
+        ("trusted = [1, 2]", "trusted must be a list of caller ids"),
+        ("false_alarms = 0.5", "false_alarms must be larger than 1"),
+        ("ratio = 2", "ratio must lie in"),
+        ("history = 0", "history must be positive"),
+    ]:
+        path.write_text(f"[analyzer.attacks]\n{bad}\n")
+        with pytest.raises(ValueError, match=message):
+            config.load(str(path))
     with pytest.raises(ValueError, match="TLS needs both"):
         config.load(tls_cert="cert.pem")
 

@@ -91,7 +91,18 @@ class AttackConfig:
     min_burst: int = 16  # distinct queries among the model's recent ones before the burst test speaks
 
     def __post_init__(self):
+        if isinstance(self.trusted, str) or not all(isinstance(t, str) for t in self.trusted):
+            raise ValueError(f"attacks.trusted must be a list of caller ids, got {self.trusted!r}")
         object.__setattr__(self, "trusted", tuple(self.trusted))  # a list from a config file
+        for name in ("false_alarms", "split_false_alarms", "extraction_rarity", "extraction_margin"):
+            if not getattr(self, name) > 1:
+                raise ValueError(f"attacks.{name} must be larger than 1, got {getattr(self, name)!r}")
+        if not 0 < self.ratio <= 1:
+            raise ValueError(f"attacks.ratio must lie in (0, 1], got {self.ratio!r}")
+        sizes = ("k", "min_history", "history", "recent", "reservoir", "max_callers", "max_models", "max_pending")
+        small = [name for name in sizes if getattr(self, name) < 1]
+        if small or self.radius < 0:
+            raise ValueError(f"attacks.{(small or ['radius'])[0]} must be positive")
 
     @property
     def log_threshold(self) -> float:
