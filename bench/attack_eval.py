@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import warnings
 
 import numpy as np
@@ -45,7 +42,7 @@ from attacks.data import victim  # noqa: E402
 import otelml  # noqa: E402
 from otelml import semconv  # noqa: E402
 from otelml._callers import CallerHasher  # noqa: E402
-from otelml.testing import OTLPSink, attributes  # noqa: E402
+from otelml.testing import OTLPSink, attributes, free_port, launch_analyzer  # noqa: E402
 
 KEY = "attack evaluation key"
 BITS = 128
@@ -56,33 +53,15 @@ FLUSH_EVERY = 400  # calls between force_flush (backpressure: the span queue nev
 PROBING = ("hsj", "hsj5", "boundary")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_analyzer(state_dir: str, alerts: str, trusted: list):
-    ports = [free_port() for _ in range(3)]
+    """The analyzer process with one-second windows, alerts to ``alerts``, the ``trusted`` callers in its config."""
     config = pathlib.Path(state_dir) / "analyzer.toml"
     config.write_text("[attacks]\ntrusted = [" + ", ".join(f'"{t}"' for t in trusted) + "]\n")
-    command = [sys.executable, "-m", "otelml.cli", "analyzer", "--config", str(config)]
-    command += ["--otlp-grpc", f"127.0.0.1:{ports[0]}"]
-    command += ["--otlp-http", f"127.0.0.1:{ports[1]}", "--http", f"127.0.0.1:{ports[2]}", "--state-dir", state_dir]
-    command += ["--window", "1", "--lateness", "0", "--alerts-endpoint", alerts, "--alerts-protocol", "http/protobuf"]
-    log = open(pathlib.Path(state_dir) / "analyzer.log", "wb")
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/readyz", timeout=1)
-            return proc, ports[1]
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(
-        "the analyzer did not become ready: " + (pathlib.Path(state_dir) / "analyzer.log").read_text()[-2000:]
-    )
+    ports = [free_port() for _ in range(3)]
+    flags = ["--config", str(config), "--window", "1", "--lateness", "0"]
+    flags += ["--alerts-endpoint", alerts, "--alerts-protocol", "http/protobuf"]
+    log = open(pathlib.Path(state_dir) / "analyzer.log", "wb")  # a file: a pipe nobody reads would fill up
+    return launch_analyzer(ports, state_dir, *flags, output=log), ports[1]
 
 
 def schedule(traffic, chosen: list, split: int, seed: int, share: float = SHARE) -> list:

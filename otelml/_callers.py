@@ -95,8 +95,10 @@ class Fingerprinter:
             hmac.new(key, b"otelml fingerprint|" + "|".join(names).encode(), hashlib.sha256).digest()[:8], "big"
         )
         self.names = names
-        self._digest_key = hmac.new(key, b"otelml input digest", hashlib.sha256).digest()
         self._projection = np.random.default_rng(seed).standard_normal((len(names), bits))
+        # odd multipliers from the key, one per column: the exact-row digest is a keyed multiply-add of the rows'
+        # 64-bit words, mixed (MurmurHash3's finalizer), computed for the whole batch at once
+        self._multipliers = np.random.default_rng([seed, 1]).integers(0, 2**64, len(names), dtype=np.uint64) | 1
         self._warm_rows = warm_rows
         self._n = 0
         self._sum = np.zeros(len(names))
@@ -111,11 +113,19 @@ class Fingerprinter:
         z = (numeric - self._mean) / self._scale
         z = np.where(np.isfinite(z), z, 0.0)
         bits = np.packbits(z @ self._projection > 0, axis=1)
-        rows = np.ascontiguousarray(numeric, dtype=np.float64)
-        return [
-            f"{b.tobytes().hex()}.{hashlib.blake2b(r.tobytes(), key=self._digest_key, digest_size=4).hexdigest()}"
-            for b, r in zip(bits, rows)
-        ]
+        digests = self._digests(numeric).astype(">u4").view(np.uint8).reshape(-1, 4)
+        width = 2 * bits.shape[1]
+        return [f"{h[:width]}.{h[width:]}" for h in (row.tobytes().hex() for row in np.hstack([bits, digests]))]
+
+    def _digests(self, numeric: np.ndarray) -> np.ndarray:
+        """A 32-bit keyed digest of each exact row (its float64 bytes), for the whole batch at once."""
+        words = np.ascontiguousarray(numeric, dtype=np.float64).view(np.uint64)
+        h = (words * self._multipliers).sum(axis=1, dtype=np.uint64)
+        for shift, factor in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53)):
+            h ^= h >> np.uint64(shift)
+            h *= np.uint64(factor)
+        h ^= h >> np.uint64(33)
+        return (h >> np.uint64(32)).astype(np.uint32)
 
     def _learn(self, numeric: np.ndarray) -> None:
         finite = np.where(np.isfinite(numeric), numeric, 0.0)

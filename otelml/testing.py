@@ -13,8 +13,13 @@ Example:
 from __future__ import annotations
 
 import gzip
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -186,3 +191,36 @@ def _handler(sink: OTLPSink):
             pass
 
     return Handler
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_analyzer(ports, state_dir, *flags, env=None, output=None) -> subprocess.Popen:
+    """``otelml analyzer`` as a real process on ``ports`` (gRPC, HTTP, status), once it answers ``/readyz``.
+    Its log goes to ``output`` (an open file), else to a pipe that is read if it fails to start."""
+    command = [sys.executable, "-m", "otelml.cli", "analyzer", "--otlp-grpc", f"127.0.0.1:{ports[0]}"]
+    command += ["--otlp-http", f"127.0.0.1:{ports[1]}", "--http", f"127.0.0.1:{ports[2]}", "--state-dir", state_dir]
+    proc = subprocess.Popen(
+        [*command, *flags],
+        stdout=output or subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=output is None,
+        env=dict(os.environ, **(env or {})),
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait(10)
+    log = proc.stdout.read() if output is None else f"see {getattr(output, 'name', 'its log')}"
+    raise RuntimeError(f"the analyzer did not become ready: {log[-3000:]}")

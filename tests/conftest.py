@@ -83,51 +83,6 @@ def collect(rt):
     return {(s.attributes[semconv.MODEL_NAME], s.attributes[semconv.MODEL_VERSION]): s for s in rt.registry.collect()}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launch_analyzer(ports, state_dir, *flags, env=None):
-    """``otelml analyzer`` as a real process on ``ports`` (gRPC, HTTP, status), once it answers ``/readyz``."""
-    import os
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    command = [
-        sys.executable,
-        "-m",
-        "otelml.cli",
-        "analyzer",
-        "--otlp-grpc",
-        f"127.0.0.1:{ports[0]}",
-        "--otlp-http",
-        f"127.0.0.1:{ports[1]}",
-        "--http",
-        f"127.0.0.1:{ports[2]}",
-        "--state-dir",
-        state_dir,
-        *flags,
-    ]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, **(env or {}))
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(proc.stdout.read() if proc.poll() is not None else "analyzer not ready")
-
-
 def one_second_windows_alerting_to(endpoint, protocol="grpc"):
     """``launch_analyzer`` flags: one-second windows closing without lateness, alerts sent to ``endpoint``."""
     return ["--window", "1", "--lateness", "0", "--alerts-endpoint", endpoint, "--alerts-protocol", protocol]

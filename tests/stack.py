@@ -21,9 +21,7 @@ import pytest
 import otelml
 from otelml import semconv
 from otelml.analyzer.decode import parse_otlp_json
-from otelml.testing import attributes
-
-from .conftest import free_port
+from otelml.testing import attributes, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 COLLECTOR_CONFIG = REPO / "collector" / "otelcol.yaml"

@@ -14,12 +14,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import otelml
 from otelml import semconv
 from otelml.analyzer.alerts import AlertBook
-from otelml.analyzer.config import AnalyzerConfig
 from otelml.analyzer.detectors import Finding
-from otelml.analyzer.server import Server
-from otelml.testing import OTLPSink, attributes
+from otelml.testing import OTLPSink, attributes, free_port, launch_analyzer
 
-from .conftest import free_port, in_one_second_windows, launch_analyzer, one_second_windows_alerting_to, reference_build
+from .conftest import in_one_second_windows, one_second_windows_alerting_to, reference_build
 
 
 def finding(feature, window, alarm=True, severity="critical", value=20.0):
@@ -111,39 +109,28 @@ def alert_records(sink):
     return [r for r in records if r.event_name == semconv.EVENT_ALERT]
 
 
-def test_sdk_to_analyzer_to_an_otlp_log_backend_firing_then_resolved(tmp_path, sink):
-    state_dir = str(tmp_path / "state")
-    build_reference(state_dir, tmp_path)
-    server = Server(
-        AnalyzerConfig(
-            otlp_grpc="127.0.0.1:0",
-            otlp_http="127.0.0.1:0",
-            http="127.0.0.1:0",
-            state_dir=state_dir,
-            window=1,
-            lateness=0,
-            alert_resolve_windows=3,
-            alerts_endpoint=sink.grpc_endpoint,
-            alerts_protocol="grpc",
-        )
-    ).start()
+def test_sdk_to_analyzer_to_an_otlp_log_backend_firing_then_resolved(tmp_path, sink, server):
+    build_reference(str(tmp_path / "state"), tmp_path)
+    analyzer = server(
+        window=1, lateness=0, alert_resolve_windows=3, alerts_endpoint=sink.grpc_endpoint, alerts_protocol="grpc"
+    )
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     try:
-        send_drift_then_calm(server.http.port, provider)
+        send_drift_then_calm(analyzer.http.port, provider)
         ok = sink.wait_for(
             lambda: any(attributes(r.attributes)[semconv.ALERT_STATE] == "resolved" for r in alert_records(sink)), 30
         )
         assert ok, (
             sink.transports,
             len(sink.requests["logs"]),
-            server.sender.delivered,
-            server.sender.failures,
-            server.analyzer.store.outbox_waiting(),
+            analyzer.sender.delivered,
+            analyzer.sender.failures,
+            analyzer.analyzer.store.outbox_waiting(),
         )
     finally:
-        server.stop()
+        analyzer.stop()
     records = [r for r in alert_records(sink) if attributes(r.attributes)[semconv.ALERT_DETECTOR] == "input drift"]
     states = [attributes(r.attributes)[semconv.ALERT_STATE] for r in records]
     assert states[0] == "firing" and states[-1] == "resolved" and states.count("resolved") == 1

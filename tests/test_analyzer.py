@@ -25,8 +25,9 @@ from opentelemetry.sdk.resources import Resource
 
 import otelml
 from otelml import semconv
+from otelml.testing import free_port, launch_analyzer
 
-from .conftest import free_port, in_one_second_windows, launch_analyzer, reference_build
+from .conftest import in_one_second_windows, reference_build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -179,9 +179,7 @@ def test_a_probing_caller_through_sdk_and_analyzer_raises_an_alert_that_survives
 
     import otelml
     from otelml import semconv
-    from otelml.testing import OTLPSink, attributes
-
-    from .conftest import free_port, launch_analyzer
+    from otelml.testing import OTLPSink, attributes, free_port, launch_analyzer
 
     ports = [free_port() for _ in range(4)]
     flags = ["--window", "1", "--lateness", "0", "--alerts-endpoint", f"http://127.0.0.1:{ports[3]}"]

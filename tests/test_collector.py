@@ -19,10 +19,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otelml import semconv
-from otelml.testing import OTLPSink, attributes
+from otelml.testing import OTLPSink, attributes, free_port, launch_analyzer
 
 from . import stack
-from .conftest import free_port, launch_analyzer, one_second_windows_alerting_to
+from .conftest import one_second_windows_alerting_to
 from .test_alerts import alert_records, build_reference, send_drift_then_calm
 from .yaml_subset import load
 

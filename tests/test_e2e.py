@@ -11,9 +11,7 @@ import pytest
 
 import otelml
 from otelml import semconv
-from otelml.testing import OTLPSink, attributes
-
-from .conftest import free_port
+from otelml.testing import OTLPSink, attributes, free_port
 
 ROWS_SINGLE, BATCHES, BATCH_ROWS = 300, 4, 1500
 

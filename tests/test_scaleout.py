@@ -10,10 +10,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otelml import semconv
-from otelml.testing import OTLPSink
+from otelml.testing import OTLPSink, free_port, launch_analyzer
 
 from . import stack
-from .conftest import free_port, launch_analyzer, one_second_windows_alerting_to
+from .conftest import one_second_windows_alerting_to
 from .test_alerts import build_reference, send_drift_then_calm
 
 CALM = {f"model-{i}": (3 + i, 2) for i in range(8)}  # calls, rows per call

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 import otelml
-from otelml.analyzer.config import AnalyzerConfig
-from otelml.analyzer.server import Server
 
 from .conftest import in_one_second_windows, reference_build
 
@@ -31,33 +29,23 @@ def chromium_dom(url: str) -> str:
     return result.stdout
 
 
-def test_the_status_page_shows_models_detectors_alerts_and_plots(tmp_path):
-    state_dir = str(tmp_path / "state")
+def test_the_status_page_shows_models_detectors_alerts_and_plots(tmp_path, server):
     data = tmp_path / "train.npy"
     np.save(data, np.random.default_rng(0).normal(size=(20_000, 3)))
-    reference_build(state_dir, data, "scorer", "4")
-    server = Server(
-        AnalyzerConfig(
-            otlp_grpc="127.0.0.1:0",
-            otlp_http="127.0.0.1:0",
-            http="127.0.0.1:0",
-            state_dir=state_dir,
-            window=1,
-            lateness=0,
-        )
-    ).start()
+    reference_build(str(tmp_path / "state"), data, "scorer", "4")
+    analyzer = server(window=1, lateness=0)
     try:
         otelml.configure(
-            endpoint=f"http://127.0.0.1:{server.http.port}", create_tracer_provider=False, export_interval_s=3600
+            endpoint=f"http://127.0.0.1:{analyzer.http.port}", create_tracer_provider=False, export_interval_s=3600
         )
         predict = otelml.monitor(model="scorer", version="4")(lambda x: np.tile([0.1, 0.9], (len(x), 1)))
         rng = np.random.default_rng(1)
         rows = [rng.normal(size=(300, 3)) + np.array([2.0 if second >= 2 else 0.0, 0, 0]) for second in range(4)]
         in_one_second_windows([lambda x=x: predict(x) for x in rows], lambda: predict(rows[-1][:1]))
         assert otelml.shutdown()
-        dom = chromium_dom(f"http://127.0.0.1:{server.api.port}/")
+        dom = chromium_dom(f"http://127.0.0.1:{analyzer.api.port}/")
     finally:
-        server.stop()
+        analyzer.stop()
     assert "<h1>otelml analyzer</h1>" in dom
     assert ">scorer</a>" in dom and "pinned" in dom  # the models table with its reference
     assert 'class="alarm">input drift' in dom  # the drifted detector, marked

@@ -59,6 +59,7 @@ from scipy import stats
 
 from .. import semconv
 from .detectors.base import ADVERSARIAL, CRITICAL, WARNING, Finding
+from .detectors.edetector import log_sum_exp
 
 _STATISTICS = {
     "evasion probing": "log e-value (nearer than ordinary)",
@@ -178,8 +179,7 @@ class _Bet:
         return self.value()
 
     def value(self) -> float:
-        top = float(self.w.max())
-        return top + math.log(float(np.exp(self.w - top).mean()))
+        return log_sum_exp(self.w) - math.log(self.w.size)
 
 
 @dataclass

@@ -48,6 +48,10 @@ class RateIncrease:
         if trials > 0:
             inc = events * np.log1p(self._lam * (1 - self.p0)) + (trials - events) * np.log1p(-self._lam * self.p0)
             self._w = np.maximum(self._w, 0.0) + inc
+        return self.value()
+
+    def value(self) -> float:
+        """The log statistic now."""
         return log_sum_exp(self._w + self._log_weights)
 
 

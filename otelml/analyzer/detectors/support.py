@@ -114,7 +114,7 @@ class InputRangeDetector(Detector):
             rates[(test, feature)] = events / trials if trials else 0.0
         if not values:
             return []
-        model_log = log_sum_exp(list(self._log_values())) - math.log(len(self._tests))
+        model_log = log_sum_exp([detector.value() for detector in self._tests.values()]) - math.log(len(self._tests))
         threshold = self.config.log_threshold
         alarm = model_log >= threshold
         test, feature = max(values, key=values.get)
@@ -134,9 +134,6 @@ class InputRangeDetector(Detector):
             for detector in self._tests.values():
                 detector.reset()
         return [finding]
-
-    def _log_values(self):
-        return (detector.update(0, 0) for detector in self._tests.values())  # no trials: the value, unchanged
 
     def _counts(self, window: ClosedWindow) -> dict:
         """feature -> (values outside the reference range, finite values, non-finite values, rows)."""
