@@ -20,6 +20,7 @@ alert and the thief's fidelity then.
     python bench/attack_eval.py              # all campaigns (bench/attacks FULL traffic), about 8 minutes
     python bench/attack_eval.py --quick      # a third of them, about 3 minutes
     python bench/attack_eval.py --share 0.02 # campaigns at 2% of the traffic (five times the benign calls)
+    python bench/attack_eval.py --fresh 0.3  # 30% of benign calls with an input never seen before
 """
 
 from __future__ import annotations
@@ -64,11 +65,21 @@ def start_analyzer(state_dir: str, alerts: str, trusted: list):
     return launch_analyzer(ports, state_dir, *flags, output=log), ports[1]
 
 
-def schedule(traffic, chosen: list, split: int, seed: int, share: float = SHARE) -> list:
+def schedule(traffic, chosen: list, split: int, seed: int, share: float = SHARE, fresh: float = 0.0) -> list:
     """Calls in order: (caller, rows, campaign or -1). Benign calls are one row each; the benign stream is replayed
-    with renamed callers when it runs out, so no benign caller grows past its own volume."""
+    with renamed callers when it runs out, so no benign caller grows past its own volume. A ``fresh`` share of
+    benign calls change one feature of their row to another value it takes in the data: inputs never seen before,
+    as real traffic brings them (the replayed rows soon have all been seen)."""
     rng = np.random.default_rng(seed)
     benign, position, loop = traffic.test, 0, 0
+    values = [np.unique(column) for column in benign.rows.T]
+
+    def refresh(row):
+        if rng.random() >= fresh:
+            return row
+        row, j = row.copy(), rng.integers(row.shape[1])
+        row[0, j] = rng.choice(values[j][values[j] != row[0, j]])
+        return row
 
     def benign_calls(n):
         nonlocal position, loop
@@ -76,7 +87,7 @@ def schedule(traffic, chosen: list, split: int, seed: int, share: float = SHARE)
         for _ in range(n):
             if position == len(benign):
                 position, loop = 0, loop + 1
-            out.append((f"{benign.callers[position]}~{loop}", benign.rows[position][None], -1))
+            out.append((f"{benign.callers[position]}~{loop}", refresh(benign.rows[position][None]), -1))
             position += 1
         return out
 
@@ -235,6 +246,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--share", type=float, default=SHARE, help=f"a campaign's share of traffic (default {SHARE})")
+    parser.add_argument("--fresh", type=float, default=0.0, help="share of benign calls with a never-seen input")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     traffic = load(QUICK if args.quick else FULL)
@@ -242,7 +254,7 @@ def main(argv=None) -> int:
     results = []
     for split in (1, 5, 20):
         chosen = range(len(traffic.campaigns)) if split == 1 else probing
-        calls = schedule(traffic, list(chosen), split, seed=split, share=args.share)
+        calls = schedule(traffic, list(chosen), split, seed=split, share=args.share, fresh=args.fresh)
         t = time.perf_counter()
         span_ids, records = replay(calls, traffic.names)
         results.append(measure(traffic, calls, first_alerts(calls, span_ids, records), split))

@@ -109,6 +109,72 @@ def test_a_thief_asking_far_more_than_anyone_is_flagged_for_extraction(pace):
     assert all(c is not None and c < 200 for c in caught), caught
 
 
+def discrete_rows(rng, n):
+    """Rows like the Phishing data's: nine features taking 0, 0.5 or 1, leaning on two hidden traits."""
+    traits = rng.normal(size=(n, 2)) @ rng.normal(size=(2, FEATURES)) + rng.normal(size=(n, FEATURES))
+    return np.digitize(traits, [-0.8, 0.8]) / 2.0
+
+
+class DiscreteTraffic(Traffic):
+    """Ordinary callers replay rows of one pool of discrete rows (``fresh``: a share of their queries are rows
+    nobody asked before); a thief asks rows from its own pool of the same distribution, or a synthetic grid."""
+
+    def __init__(self, seed, fresh=0.0):
+        super().__init__(seed, AttackConfig(min_population=10**6))  # only the novelty signal speaks
+        self.pool, self.fresh = discrete_rows(self.rng, 300), fresh
+
+    def benign(self, n, callers=400):
+        for _ in range(n):
+            who = int(self.rng.integers(0, callers))
+            new = self.rng.random() < self.fresh
+            row = discrete_rows(self.rng, 1)[0] if new else self.pool[self.rng.integers(len(self.pool))]
+            self.send(f"benign-{who}", row)
+
+    def steal(self, rows, pace=9, thief="thief"):
+        """Send ``rows`` as ``thief``, ``pace`` ordinary queries between two; returns its queries until the alarm."""
+        for row in rows:
+            self.send(thief, row)
+            if thief in self.alarms:
+                return self.sent[thief]
+            self.benign(pace)
+        return None
+
+
+@pytest.mark.parametrize("thief", ["own natural rows", "synthetic grid"])
+def test_a_thief_asking_what_nobody_else_asks_is_flagged_for_extraction_early(thief):
+    caught = []
+    for seed in range(6):
+        traffic = DiscreteTraffic(400 + seed)
+        traffic.benign(4000)
+        rows = (
+            discrete_rows(traffic.rng, 300) if thief == "own natural rows" else traffic.rng.integers(0, 3, (300, 9)) / 2
+        )
+        caught.append(traffic.steal(rows))
+        traffic.steal(rows[len(rows) // 2 :], thief="thief")  # it goes on after the alarm (nobody blocked it)
+        caught.append(traffic.steal(rows, thief="second thief"))  # the same rows: the first thief's asks do not count
+        assert not benign_alarms(traffic)
+        for thief in ("thief", "second thief"):
+            assert traffic.alarms[thief][0][0] == "extraction" and traffic.alarms[thief][0][2] == "novel inputs"
+    assert all(c is not None and c <= 100 for c in caught), caught  # from 50 distinct queries on
+
+
+def test_callers_whose_inputs_are_often_new_do_not_alarm_when_everyone_sends_new_inputs():
+    """With a fifth of ordinary queries new to the model, a caller asking new rows as often as that is ordinary,
+    and on continuous inputs (every input new) even a thief's novelty says nothing."""
+    flagged, quiet = 0, []
+    for seed in range(3):
+        traffic = DiscreteTraffic(500 + seed, fresh=0.2)
+        traffic.benign(8000)
+        flagged += len(benign_alarms(traffic))
+        mixed = [discrete_rows(traffic.rng, 1)[0] if traffic.rng.random() < 0.2 else row for row in traffic.pool]
+        quiet.append(traffic.steal(mixed[:200]) is None)
+    assert flagged == 0 and all(quiet), (flagged, quiet)
+    continuous = Traffic(9)
+    continuous.benign(4000)
+    continuous.benign(300, callers=1)  # one caller, 300 new inputs
+    assert not benign_alarms(continuous)
+
+
 def test_a_count_is_rare_only_at_twice_what_all_but_one_in_rarity_callers_reached():
     from otelml.analyzer.attacks import _ModelTraffic
 

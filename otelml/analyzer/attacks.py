@@ -24,13 +24,19 @@ Three tests:
   ``split_callers`` other callers (an ordinary caller who happens to ask near a one-account campaign is not one of
   a campaign). A campaign spread over many accounts makes the recent traffic dense around its points; ordinary
   traffic is no denser now than before. The finding names the other callers near the query.
-- extraction: a caller's distinct queries, in all ("volume") or among the model's last ``recent`` ("burst"),
+- extraction, two signals. Novel inputs: per caller, a CUSUM e-detector betting that its distinct queries are
+  inputs the model never answered before (the exact-input digest, looked up in a fixed-size Bloom filter of the
+  last ``remembered_inputs`` x 2 inputs) more often than other callers' recent queries are (their rate, plus two
+  standard errors, at least ``novelty_floor``; from ``min_novel_queries`` distinct queries on): a thief querying
+  its own data or a synthetic grid asks what nobody else asks. Where every input is new anyway (continuous features) the rate is near 1 and the test stays silent.
+  Volume: a caller's distinct queries, in all ("volume") or among the model's last ``recent`` ("burst"),
   reaching ``extraction_margin`` (2) times a count that fewer than one in ``extraction_rarity`` other callers
   reached (counted on a quarter-octave scale; at least ``min_extraction_queries`` in all or ``min_burst`` recent;
   once ``min_population`` callers are known): the volume signature of a thief that needs hundreds of answers
   (Juuti et al., PRADA, 2019, on the query patterns of extraction). Callers listed in ``trusted`` (your own
-  gateways, batch jobs) are left out of this test and of the population it compares with, and so is every caller
-  once alarmed (one thief must not hide the next).
+  gateways, batch jobs) are left out of both and of the population they compare with, and so is every caller
+  once alarmed (one thief must not hide the next). A caller whose inputs nobody else sends (a new client with
+  its own data) looks like a thief to the novelty signal: list it in ``trusted``.
 
 Why exchangeability gives the 1/2: if the caller's queries and the reservoir are draws from one distribution, the
 two distances are exchangeable, and "own < ratio x reservoir" with ``ratio <= 1`` is at most as likely as its
@@ -65,8 +71,10 @@ _STATISTICS = {
     "evasion probing": "log e-value (nearer than ordinary)",
     "split probing": "-ln p (neighbours now against before)",
     "extraction": "distinct queries, in all or among the recent (rarer than 1 in threshold callers)",
+    "novel inputs": "log e-value (new to the model more often than others' queries)",
 }
-_LAMBDAS = np.array([0.5, 1.0, 1.5, 1.9])  # bets on "win" at even odds; a loss keeps 1 - lam / 2 of the stake
+_STAKES = np.array([0.25, 0.5, 0.75, 0.95])  # shares of the stake bet on "win"; a loss keeps 1 - stake of it
+_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)  # Bloom filter positions of a digest
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,9 @@ class AttackConfig:
     min_population: int = 1000  # callers seen before the extraction test speaks
     min_extraction_queries: int = 50
     min_burst: int = 16  # distinct queries among the model's recent ones before the burst test speaks
+    remembered_inputs: int = 16_384  # asks per generation of the "answered before" filter (two are kept)
+    novelty_floor: float = 0.05  # the least share of new inputs assumed of ordinary callers
+    min_novel_queries: int = 50  # distinct queries of a caller before the novelty signal speaks
 
     def __post_init__(self):
         if isinstance(self.trusted, str) or not all(isinstance(t, str) for t in self.trusted):
@@ -100,7 +111,10 @@ class AttackConfig:
                 raise ValueError(f"attacks.{name} must be larger than 1, got {getattr(self, name)!r}")
         if not 0 < self.ratio <= 1:
             raise ValueError(f"attacks.ratio must lie in (0, 1], got {self.ratio!r}")
+        if not 0 < self.novelty_floor < 1:
+            raise ValueError(f"attacks.novelty_floor must lie in (0, 1), got {self.novelty_floor!r}")
         sizes = ("k", "min_history", "history", "recent", "reservoir", "max_callers", "max_models", "max_pending")
+        sizes += ("remembered_inputs", "min_novel_queries")
         small = [name for name in sizes if getattr(self, name) < 1]
         if small or self.radius < 0:
             raise ValueError(f"attacks.{(small or ['radius'])[0]} must be positive")
@@ -165,21 +179,61 @@ def knn(x: np.ndarray, others: np.ndarray, k: int) -> float:
 
 
 class _Bet:
-    """A CUSUM e-detector on wins with probability at most 1/2 under the null, mixed over ``_LAMBDAS``."""
+    """A CUSUM e-detector on wins with probability at most ``odds`` under the null: each bet multiplies the stake by
+    ``1 + stake (win - odds) / odds``, mixed over ``_STAKES``; ``first`` is where the statistic last left zero."""
 
     def __init__(self):
-        self.w = np.zeros(_LAMBDAS.size)
+        self.w = np.zeros(_STAKES.size)
         self.wins = 0
         self.bets = 0
+        self.first: tuple = ()  # (trace id, span id, time) of the first query of the current suspicious run
 
-    def update(self, win: bool) -> float:
-        self.w = np.maximum(self.w, 0.0) + np.log1p(_LAMBDAS * ((1.0 if win else 0.0) - 0.5))
+    def update(self, win: bool, at: tuple, odds: float = 0.5) -> float:
+        before = self.value()
+        self.w = np.maximum(self.w, 0.0) + np.log1p(_STAKES * ((1.0 if win else 0.0) - odds) / odds)
         self.wins += win
         self.bets += 1
-        return self.value()
+        value = self.value()
+        if before <= 0 < value or not self.first:
+            self.first = at
+        return value
 
     def value(self) -> float:
         return log_sum_exp(self.w) - math.log(self.w.size)
+
+
+class _Answered:
+    """How many ordinary callers asked each exact input (by its digest): two generations of a counting Bloom filter
+    (Fan et al. 2000) with three counters per digest, the older dropped when the newer has counted ``size`` asks.
+    Memory is fixed (``32 size`` bytes); a collision (about 0.5% at 16 counters per ask) only makes a new input
+    look answered."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.shift = 64 - max(10, math.ceil(math.log2(16 * size)))
+        self.counts = np.zeros((2, 1 << (64 - self.shift)), dtype=np.uint8)  # newer, older
+        self.added = 0
+
+    def _positions(self, digest: int) -> np.ndarray:
+        return np.array([((digest * m) & 0xFFFFFFFFFFFFFFFF) >> self.shift for m in _MULTIPLIERS])
+
+    def add(self, digest: int) -> bool:
+        """Count one more caller asking ``digest``; returns whether no ordinary caller had asked it before."""
+        at = self._positions(digest)
+        new = int(self.counts[:, at].sum(axis=0).min()) == 0
+        self.counts[0, at] = np.minimum(self.counts[0, at].astype(np.int16) + 1, 255)
+        self.added += 1
+        if self.added >= self.size:
+            self.counts[1], self.counts[0], self.added = self.counts[0], 0, 0
+        return new
+
+    def remove(self, digest: int) -> None:
+        """Take back one ask of ``digest`` (a caller that turned out to be no ordinary caller)."""
+        at = self._positions(digest)
+        for generation in self.counts:
+            if generation[at].min() > 0:
+                generation[at] -= 1
+                return
 
 
 @dataclass
@@ -191,8 +245,10 @@ class _Caller:
     queries: int = 0
     repeats: int = 0
     distinct: int = 0
-    own: _Bet = field(default_factory=_Bet)
-    first: tuple = ()  # (trace id, span id, time) of the first query of the current suspicious run
+    own: _Bet = field(default_factory=_Bet)  # evasion probing
+    novel: _Bet = field(default_factory=_Bet)  # extraction by new inputs
+    opened: tuple = ()  # (trace id, span id, time) of the caller's first query
+    firsts: list = field(default_factory=list)  # digests of inputs this caller was the first to ask (at most 1,024)
     latest: tuple = ()
     alarmed: set = field(default_factory=set)  # tests that have alarmed (extraction alarms once per caller)
     volume_level: int = -1  # highest quarter-octave of distinct queries reached
@@ -208,6 +264,8 @@ class _ModelTraffic:
         words = (bits + 63) // 64 + 1  # the SimHash, then the digest
         self.recent = np.zeros((0, words), dtype=np.uint64)
         self.recent_callers = np.zeros(0, dtype=object)
+        self.recent_novel = np.zeros(0, dtype=np.int8)  # 1 new to the model, 0 answered before, -1 without digest
+        self.answered = _Answered(config.remembered_inputs)
         self.reservoir = np.zeros((0, words), dtype=np.uint64)
         self.seen = 0
         self.rng = np.random.default_rng(seed)
@@ -215,10 +273,14 @@ class _ModelTraffic:
         self.reached = np.zeros(256, dtype=np.int64)  # callers that reached each quarter-octave of distinct queries
         self.bursts = np.zeros(64, dtype=np.int64)  # ... of distinct queries among the recent ones
 
-    def add(self, caller: str, x: np.ndarray) -> None:
+    def add(self, caller: str, x: np.ndarray, ordinary: bool = True) -> bool | None:
+        """Add a distinct query; returns whether no ordinary caller asked its exact input before (None if the
+        fingerprint has no digest). The asks of callers that are not ``ordinary`` are not counted."""
         c = self.config
+        novel = self.answered.add(int(x[-1])) if x[-1] and ordinary else None
         self.recent = np.vstack([self.recent[-(c.recent - 1) :], x[None]])
         self.recent_callers = np.append(self.recent_callers[-(c.recent - 1) :], np.array([caller], dtype=object))
+        self.recent_novel = np.append(self.recent_novel[-(c.recent - 1) :], np.int8(-1 if novel is None else novel))
         self.seen += 1
         if self.reservoir.shape[0] < c.reservoir:
             self.reservoir = np.vstack([self.reservoir, x[None]])
@@ -226,6 +288,16 @@ class _ModelTraffic:
             slot = int(self.rng.integers(0, self.seen))
             if slot < c.reservoir:
                 self.reservoir[slot] = x
+        return novel
+
+    def novelty(self, caller: str) -> float | None:
+        """An upper bound on the share of new inputs among other callers' recent queries (two standard errors
+        above it, at least ``novelty_floor``); None while fewer than 64 are known."""
+        known = self.recent_novel[(self.recent_callers != caller) & (self.recent_novel >= 0)]
+        if known.size < 64:
+            return None
+        rate = float(known.mean())
+        return max(self.config.novelty_floor, rate + 2 * math.sqrt(rate * (1 - rate) / known.size) + 1 / known.size)
 
     def sample(self, n: int) -> np.ndarray:
         if self.reservoir.shape[0] <= n:
@@ -329,6 +401,7 @@ class CallerWatch:
         c = self.config
         state.queries += 1
         state.latest = at
+        state.opened = state.opened or at
         if state.prints is not None and same(x, state.prints).any():
             state.repeats += 1
             return []
@@ -345,13 +418,27 @@ class CallerWatch:
         if now > before and len(near_callers) >= c.split_callers:
             value = -float(stats.binom.logsf(now - 1, now + before, 0.5))
             if value >= math.log(c.split_false_alarms):
-                finding = self._finding(state, "split probing", value, math.log(c.split_false_alarms), at)
+                finding = self._finding(state, "split probing", value, math.log(c.split_false_alarms), at, at)
                 finding.details.update({"near now": now, "near before": before, "campaign callers": near_callers[:20]})
                 found.append(finding)
         state.prints = np.vstack([own[-(c.history - 1) :], x[None]])
-        traffic.add(caller, x)
-        if not trusted and "extraction" not in state.alarmed:
-            found += self._volume(traffic, state, at)
+        ordinary = "extraction" not in state.alarmed
+        novel = traffic.add(caller, x, ordinary)
+        if novel and len(state.firsts) < 1024:
+            state.firsts.append(int(x[-1]))
+        if not trusted and ordinary:
+            found += self._novelty(traffic, state, novel, at) or self._volume(traffic, state, at)
+        return found
+
+    def _novelty(self, traffic: _ModelTraffic, state: _Caller, novel: bool | None, at: tuple) -> list:
+        """Extraction: the caller's queries are new to the model more often than other callers' queries are."""
+        c = self.config
+        odds = traffic.novelty(state.caller) if novel is not None else None
+        if odds is None or odds >= 0.95:  # every input is new to the model anyway: nothing to tell a thief by
+            return []
+        found = self._bet(state, state.novel, novel, "extraction", at, odds, state.distinct >= c.min_novel_queries)
+        for finding in found:
+            finding.details.update({"signal": "novel inputs", "others' share of new inputs": round(odds, 4)})
         return found
 
     def _volume(self, traffic: _ModelTraffic, state: _Caller, at: tuple) -> list:
@@ -365,36 +452,37 @@ class CallerWatch:
             signal, value = "burst", burst
             if not (rare and burst >= c.min_burst):
                 return []
-        finding = self._finding(state, "extraction", float(value), c.extraction_rarity, at)
+        finding = self._finding(state, "extraction", float(value), c.extraction_rarity, at, state.opened)
         finding.details["signal"] = signal
         self._set_apart(traffic, state)
         return [finding]
 
     @staticmethod
     def _set_apart(traffic: _ModelTraffic, state: _Caller) -> None:
-        """An alarmed caller stops counting as ordinary: its counts leave the population the volume tests compare
-        with (else one thief would hide the next), and it gets no further extraction alarm."""
+        """An alarmed caller stops counting as ordinary: its counts leave the population the extraction tests
+        compare with, and its inputs no longer count as answered (else one thief would hide the next, who asks the
+        same rows); it gets no further extraction alarm."""
         if "extraction" in state.alarmed:
             return
         state.alarmed.add("extraction")
+        for digest in state.firsts:
+            traffic.answered.remove(digest)
+        state.firsts = []
+        traffic.recent_novel[traffic.recent_callers == state.caller] = -1
         traffic.reached[: state.volume_level + 1] -= 1
         traffic.bursts[: state.burst_level + 1] -= 1
         state.volume_level = state.burst_level = 10**6
 
-    def _bet(self, state: _Caller, bet: _Bet, win: bool, detector: str, at: tuple) -> list:
-        before = bet.value()
-        value = bet.update(win)
-        if before <= 0 < value or not state.first:
-            state.first = at  # the suspicious run starts where the statistic last left zero
-        if value < self.config.log_threshold:
+    def _bet(self, state, bet: _Bet, win: bool, detector: str, at: tuple, odds=0.5, may_alarm=True) -> list:
+        value = bet.update(win, at, odds)
+        if value < self.config.log_threshold or not may_alarm:
             return []
-        finding = self._finding(state, detector, value, self.config.log_threshold, at)
+        finding = self._finding(state, detector, value, self.config.log_threshold, at, bet.first, bet)
         self._set_apart(self.models[state.model], state)
         bet.w[:] = 0.0
         return [finding]
 
-    def _finding(self, state: _Caller, detector: str, value, threshold, at) -> Finding:
-        first = state.first or at
+    def _finding(self, state: _Caller, detector: str, value, threshold, at, first, bet=None) -> Finding:
         details = {
             "caller": state.caller,
             "queries": state.queries,
@@ -405,7 +493,6 @@ class CallerWatch:
             "latest trace id": at[0],
             "latest span id": at[1],
         }
-        bet = state.own if detector == "evasion probing" else None
         if bet is not None:
             details.update({"wins": bet.wins, "bets": bet.bets})
         return Finding(
@@ -414,7 +501,7 @@ class CallerWatch:
             model=state.model,
             version=state.version,
             feature=None,
-            statistic=_STATISTICS[detector],
+            statistic=_STATISTICS["novel inputs" if detector == "extraction" and bet else detector],
             value=float(value),
             threshold=float(threshold),
             alarm=True,
