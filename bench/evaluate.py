@@ -188,6 +188,26 @@ def adwin(delta: float = 0.002):
     return lambda: drift.ADWIN(delta=delta)  # River's default delta is 0.002
 
 
+ORACLE_SHIFT = 0.1  # the shift the oracle CUSUM knows
+ORACLE_THRESHOLDS = np.arange(5.0, 11.01, 0.25)  # its candidate thresholds (log scale)
+
+
+class OracleCusum:
+    """A Gaussian CUSUM that knows the data (mean 0, sd 1) and the shift (+ORACLE_SHIFT sd) and sees exact values,
+    run at every threshold of ORACLE_THRESHOLDS at once: the best any detector could do on the +0.1 sd change
+    (Moustakides 1986), for scale. ``update`` returns which thresholds alarmed (and restarts those)."""
+
+    def __init__(self):
+        self.w = np.zeros(ORACLE_THRESHOLDS.size)
+
+    def update(self, values: np.ndarray) -> np.ndarray:
+        step = ORACLE_SHIFT * float(values.sum()) - values.size * ORACLE_SHIFT**2 / 2
+        self.w = np.maximum(self.w, 0.0) + step
+        fired = self.w >= ORACLE_THRESHOLDS
+        self.w[fired] = 0.0
+        return fired
+
+
 def kswin(seed: int = 0):
     return lambda: drift.KSWIN(seed=seed)  # River's defaults: alpha = 0.005, window 100, statistic window 30
 
@@ -235,6 +255,7 @@ def null_task(args) -> dict:
     low_a = Otelml(reference, threshold_config(100)) if seed < plan.low_a_streams else None
     adwins = River(adwin(), FEATURES, warm=raw)
     strict = River(adwin(STRICT_DELTA), 1, warm=raw[:, :1])
+    oracle, oracle_alarms = OracleCusum(), np.zeros(ORACLE_THRESHOLDS.size, dtype=np.int64)
     counts = dict.fromkeys(
         ["otelml", "otelml A=100", "otelml 1", "adwin", "adwin 1", "adwin strict 1", "ks", "ks 1"], 0
     )
@@ -251,6 +272,8 @@ def null_task(args) -> dict:
             counts["adwin"] += bool(fired.any())
             counts["adwin 1"] += bool(fired[0])
             counts["adwin strict 1"] += bool(strict.update(rows[:, :1])[0] >= 0)
+            oracle_alarms += oracle.update(rows[:, 0])
+    counts["oracle"] = oracle_alarms
     counts["windows"] = plan.null_windows
     counts["windows A=100"] = plan.null_windows if low_a is not None else 0
     return counts
@@ -517,7 +540,24 @@ def single_task(args) -> dict:
             out[("KSWIN", c)] = river_delay(River(kswin(seed), 1, warm=warm[-100:]), post)
         hits = np.flatnonzero(ks_pvalues(ref_sorted, post)[:, 0] < 1 / A)
         out[("KS", c)] = (int(hits[0]) + 1) * ROWS if hits.size else None
+        if shift == ORACLE_SHIFT and ratio == 1.0:
+            out["oracle"] = oracle_delays(pre, post)
     return out
+
+
+def oracle_delays(pre: np.ndarray, post: np.ndarray) -> list:
+    """The oracle CUSUM's delay in rows at each threshold (None: not within the horizon)."""
+    oracle = OracleCusum()
+    for rows in pre:
+        oracle.update(rows[:, 0])
+    delays = [None] * ORACLE_THRESHOLDS.size
+    for w, rows in enumerate(post):
+        for t in np.flatnonzero(oracle.update(rows[:, 0])):
+            if delays[t] is None:
+                delays[t] = (w + 1) * ROWS
+        if all(d is not None for d in delays):
+            break
+    return delays
 
 
 def table_peers(pool, plan: Plan, false_alarms: dict) -> dict:
@@ -541,6 +581,7 @@ def table_peers(pool, plan: Plan, false_alarms: dict) -> dict:
             row.append(f"{text} ({share:.0%})")
         summary[(key, "false alarms")] = (alarms, windows)
         rows.append(row)
+    rows.append(oracle_row(results, total, horizon_rows))
     print_table(
         "3. Peers on single-feature streams: false alarms per 10k windows, median delay in rows (share detected)",
         ["detector", "FA/10k", *[c[0] for c in CHANGES]],
@@ -549,10 +590,20 @@ def table_peers(pool, plan: Plan, false_alarms: dict) -> dict:
             f"false alarms: feature 1 of table 1's streams ({total['windows']:,} windows; KSWIN {ks_total['windows']:,})",
             f"delays: {plan.delay_seeds} seeds (KSWIN {min(plan.kswin_seeds, plan.delay_seeds)}), change after {PRE} "
             f"windows, horizon {horizon_rows:,} rows; River detectors get the reference, then the stream, value by value",
+            "oracle: the lowest threshold with no more false alarms than ADWIN (delta=0.002) on the same streams",
             ALIBI_NOTE,
         ],
     )
     return summary
+
+
+def oracle_row(results: list, total: dict, horizon_rows: int) -> list:
+    """The oracle CUSUM at the lowest threshold that had no more false alarms than River's default ADWIN."""
+    t = int(np.argmax(total["oracle"] <= total["adwin 1"]))
+    _, share, text = delay_summary([r["oracle"][t] for r in results], horizon_rows)
+    label = f"oracle CUSUM knowing +{ORACLE_SHIFT} sd (ln threshold {ORACLE_THRESHOLDS[t]:.2f})"
+    cells = [f"{text} ({share:.0%})" if (shift, ratio) == (ORACLE_SHIFT, 1.0) else "-" for _, shift, ratio in CHANGES]
+    return [label, f"{total['oracle'][t] / total['windows'] * 1e4:.2f}", *cells]
 
 
 # --- table 4: drift shipped inside PyPI packages ------------------------------------------------------------------

@@ -75,6 +75,7 @@ _STATISTICS = {
 }
 _STAKES = np.array([0.25, 0.5, 0.75, 0.95])  # shares of the stake bet on "win"; a loss keeps 1 - stake of it
 _MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)  # Bloom filter positions of a digest
+FORMAT = 2  # of the checkpointed state; a checkpoint of another format starts the attack state afresh
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,7 @@ class CallerWatch:
         self.forgotten = 0  # callers dropped to stay within max_callers
         self.rejected = 0  # caller ids or fingerprints that were malformed, or of another length than the model's
         self.pending: dict = {}  # (model, version) -> [Finding] not yet handed to alerts
+        self.format = FORMAT
 
     def observe_spans(self, spans) -> None:
         """Add the calls of decoded spans that carry a caller id and fingerprints (others are not for us)."""

@@ -14,7 +14,7 @@ import time
 
 from . import outbox, references, status_page
 from .alerts import AlertBook, detector_label
-from .attacks import CallerWatch
+from .attacks import FORMAT, CallerWatch
 from .config import AnalyzerConfig
 from .decode import decode_metrics, decode_traces
 from .detection import Detection, as_dict
@@ -64,7 +64,7 @@ class Analyzer:
             logger.warning("state settings changed since the last checkpoint; open windows are kept as they were")
         saved = tuple(saved or ()) + (None,) * (5 - len(saved or ()))  # checkpoints before attacks had four parts
         self.state, self.warmup, self.detection, self.alerts, self.attacks = saved
-        if self.attacks is None or self.attacks.config != self.config.attacks:
+        if getattr(self.attacks, "format", None) != FORMAT or self.attacks.config != self.config.attacks:
             self.attacks = CallerWatch(self.config.attacks)
         if self.state is None:
             self.state = State(self.config.state_config())
