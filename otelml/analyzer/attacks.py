@@ -6,17 +6,19 @@ small angle from each other; nothing else about the input is known here. Per mod
 
 - per caller (at most ``max_callers`` in all, least recently seen forgotten first): its last ``history`` distinct
   fingerprints, its query, distinct and repeat counts, the first and latest trace of what looks like a campaign;
-- globally: the last ``recent`` distinct fingerprints of all callers, and a uniform reservoir sample of
-  ``reservoir`` fingerprints over the whole past, the picture of ordinary traffic.
+- globally: the last ``recent`` distinct fingerprints of all callers, a uniform reservoir sample of ``reservoir``
+  fingerprints over the whole past (the picture of ordinary traffic), and how many ordinary callers asked each
+  exact input.
 
 Three tests:
 
 - evasion probing (Chen, Carlini & Wagner 2020), a CUSUM e-detector per caller on a win/lose sequence with win
-  probability at most 1/2 while the caller behaves like everyone else (the bet ``1 + lam (win - 1/2)``, mixed over
-  four ``lam``; alarm at ``ln A``, so such a caller alarms less than once per ``A`` distinct queries): a query wins when its mean distance to its ``k`` nearest earlier
-  distinct queries *of the same caller* is below ``ratio`` times the same distance to as many fingerprints drawn
-  from the reservoir. Exact repeats are counted, not bet on, so callers that legitimately ask the same thing again
-  are not suspects. Black-box attacks (HopSkipJump, Boundary) query many close, distinct points and win every time.
+  probability at most 1/2 while the caller behaves like everyone else (the bet ``1 + 2 stake (win - 1/2)``, mixed
+  over four stakes; alarm at ``ln A``, so such a caller alarms less than once per ``A`` distinct queries): a query
+  wins when its mean distance to its ``k`` nearest earlier distinct queries *of the same caller* is below
+  ``ratio`` times the same distance to as many fingerprints drawn from the reservoir. Exact repeats are counted,
+  not bet on, so callers that legitimately ask the same thing again are not suspects. Black-box attacks
+  (HopSkipJump, Boundary) query many close, distinct points and win every time.
 - split probing (after Blacklight, Li et al. 2022), one query at a time, whoever sends it: ``n`` of the recent
   queries of *other* callers lie within ``radius`` bits of it (the very same input left out), against ``m`` of as
   many reservoir fingerprints. If recent and past traffic are alike, ``n`` given ``n + m`` is Binomial(1/2), and the
@@ -25,10 +27,11 @@ Three tests:
   a campaign). A campaign spread over many accounts makes the recent traffic dense around its points; ordinary
   traffic is no denser now than before. The finding names the other callers near the query.
 - extraction, two signals. Novel inputs: per caller, a CUSUM e-detector betting that its distinct queries are
-  inputs the model never answered before (the exact-input digest, looked up in a fixed-size Bloom filter of the
-  last ``remembered_inputs`` x 2 inputs) more often than other callers' recent queries are (their rate, plus two
-  standard errors, at least ``novelty_floor``; from ``min_novel_queries`` distinct queries on): a thief querying
-  its own data or a synthetic grid asks what nobody else asks. Where every input is new anyway (continuous features) the rate is near 1 and the test stays silent.
+  inputs no ordinary caller asked before (the exact-input digest, counted in a fixed-size counting Bloom filter of
+  the last ``remembered_inputs`` x 2 asks) more often than other callers' recent queries are (their share, plus
+  two standard errors, at least ``novelty_floor``; it alarms from ``min_novel_queries`` distinct queries on): a
+  thief querying its own data or a synthetic grid asks what nobody else asks. Where every input is new anyway
+  (continuous features) the share is near 1 and the test stays silent.
   Volume: a caller's distinct queries, in all ("volume") or among the model's last ``recent`` ("burst"),
   reaching ``extraction_margin`` (2) times a count that fewer than one in ``extraction_rarity`` other callers
   reached (counted on a quarter-octave scale; at least ``min_extraction_queries`` in all or ``min_burst`` recent;
