@@ -31,7 +31,7 @@ from . import semconv
 PHASES = (  # (name, seconds)
     ("normal traffic", 14),
     ("covariate drift: https and long_url shift", 7),
-    ("normal traffic", 6),
+    ("model extraction: trudy asks about made-up pages", 6),
     ("evasion campaign: probes on the decision boundary, mallory probing", 7),
     ("normal traffic", 6),
     ("swapped model: same version, tampered weights", 8),
@@ -195,6 +195,9 @@ def _serve_one_second(check, x, probes, phase, rng):
     if phase.startswith("evasion"):  # mallory's tiny steps around one boundary page
         for _ in range(10):
             check(probes[0] + rng.normal(0, 0.01, probes.shape[1]), caller="mallory")
+    if phase.startswith("model extraction"):  # trudy labels a grid of pages nobody else sends, to copy the model
+        for _ in range(12):
+            check(rng.integers(0, 3, x.shape[1]) / 2.0, caller="trudy")
     for batch in np.array_split(rows[40:], 2):  # and two batches from the nightly job
         check(batch, caller="nightly-job")
     otelml.force_flush()

@@ -18,5 +18,6 @@ def test_the_demo_runs_end_to_end_and_every_injected_problem_alerts(tmp_path):
     assert "performance alert (low confidence)" in out  # the evasion campaign collapses confidence
     assert "integrity alert (integrity)" in out  # the swapped model
     assert "adversarial alert (evasion probing)" in out and "queries" in out  # mallory, named by her hashed id
+    assert "adversarial alert (extraction)" in out  # trudy, asking about pages nobody else sends
     seen = out.rsplit("alert kinds seen: ", 1)[1].splitlines()[0]
     assert all(kind in seen for kind in ("'adversarial'", "'drift'", "'integrity'", "'performance'")), seen
