@@ -252,7 +252,8 @@ class _Caller:
     own: _Bet = field(default_factory=_Bet)  # evasion probing
     novel: _Bet = field(default_factory=_Bet)  # extraction by new inputs
     opened: tuple = ()  # (trace id, span id, time) of the caller's first query
-    firsts: list = field(default_factory=list)  # digests of inputs this caller was the first to ask (at most 1,024)
+    firsts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))  # the last 256 digests of
+    # inputs this caller was the first to ask (2 KB at most, whatever the traffic)
     latest: tuple = ()
     alarmed: set = field(default_factory=set)  # tests that have alarmed (extraction alarms once per caller)
     volume_level: int = -1  # highest quarter-octave of distinct queries reached
@@ -429,8 +430,8 @@ class CallerWatch:
         state.prints = np.vstack([own[-(c.history - 1) :], x[None]])
         ordinary = "extraction" not in state.alarmed
         novel = traffic.add(caller, x, ordinary)
-        if novel and len(state.firsts) < 1024:
-            state.firsts.append(int(x[-1]))
+        if novel:
+            state.firsts = np.append(state.firsts[-255:], x[-1])
         if not trusted and ordinary:
             found += self._novelty(traffic, state, novel, at) or self._volume(traffic, state, at)
         return found
@@ -470,9 +471,9 @@ class CallerWatch:
         if "extraction" in state.alarmed:
             return
         state.alarmed.add("extraction")
-        for digest in state.firsts:
+        for digest in state.firsts.tolist():
             traffic.answered.remove(digest)
-        state.firsts = []
+        state.firsts = state.firsts[:0]
         traffic.recent_novel[traffic.recent_callers == state.caller] = -1
         traffic.reached[: state.volume_level + 1] -= 1
         traffic.bursts[: state.burst_level + 1] -= 1
