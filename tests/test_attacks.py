@@ -308,3 +308,21 @@ def _adversarial(sink):
         r for req in sink.requests["logs"] for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records
     ]
     return [r for r in records if attributes(r.attributes).get(semconv.ALERT_KIND) == "adversarial"]
+
+
+def test_attack_state_resumes_from_a_checkpoint_and_one_of_another_format_starts_afresh(tmp_path):
+    from otelml.analyzer.attacks import FORMAT
+    from otelml.analyzer.config import AnalyzerConfig
+    from otelml.analyzer.service import Analyzer
+
+    config = AnalyzerConfig(state_dir=str(tmp_path))
+    analyzer = Analyzer(config)
+    analyzer.attacks.observe("m", "1", "c", ["0011223344556677.0a0b0c0d"], "t", "s", 0)
+    analyzer.close()
+    analyzer = Analyzer(config)
+    assert ("m", "c") in analyzer.attacks.callers  # resumed
+    del analyzer.attacks.format  # as a checkpoint written by an older otelml would be
+    analyzer.close()
+    analyzer = Analyzer(config)
+    assert not analyzer.attacks.callers and analyzer.attacks.format == FORMAT
+    analyzer.close()
