@@ -176,6 +176,9 @@ def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
         ("false_alarms = 0.5", "false_alarms must be larger than 1"),
         ("ratio = 2", "ratio must lie in"),
         ("history = 0", "history must be positive"),
+        ('novelty_floor = "x"', "novelty_floor must be a number"),
+        ("novelty_floor = 1", "novelty_floor must lie in"),
+        ("remembered_inputs = 1000000000", "remembered_inputs must be at most"),
     ]:
         path.write_text(f"[analyzer.attacks]\n{bad}\n")
         with pytest.raises(ValueError, match=message):

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from scipy import stats
@@ -110,6 +110,10 @@ class AttackConfig:
         if isinstance(self.trusted, str) or not all(isinstance(t, str) for t in self.trusted):
             raise ValueError(f"attacks.trusted must be a list of caller ids, got {self.trusted!r}")
         object.__setattr__(self, "trusted", tuple(self.trusted))  # a list from a config file
+        numbers = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trusted"}
+        wrong = [name for name, v in numbers.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+        if wrong:
+            raise ValueError(f"attacks.{wrong[0]} must be a number, got {numbers[wrong[0]]!r}")
         for name in ("false_alarms", "split_false_alarms", "extraction_rarity", "extraction_margin"):
             if not getattr(self, name) > 1:
                 raise ValueError(f"attacks.{name} must be larger than 1, got {getattr(self, name)!r}")
@@ -122,6 +126,10 @@ class AttackConfig:
         small = [name for name in sizes if getattr(self, name) < 1]
         if small or self.radius < 0:
             raise ValueError(f"attacks.{(small or ['radius'])[0]} must be positive")
+        if self.remembered_inputs > 1 << 20:
+            raise ValueError(
+                f"attacks.remembered_inputs must be at most 1,048,576 (32 MB per model), got {self.remembered_inputs}"
+            )
 
     @property
     def log_threshold(self) -> float:
