@@ -532,11 +532,7 @@ def single_task(args) -> dict:
         rng = rng_for(3, STREAM, seed, c)
         pre = rng.standard_normal((PRE, ROWS, 1))
         post = changed(rng, plan.horizon, 1, shift, ratio, 1)
-        model = Otelml(reference)
-        for rows in pre:
-            model.update(rows)
-        at = first_alarm_window(model.update, post)
-        out[("otelml", c)] = None if at is None else (at + 1) * ROWS
+        out[("otelml", c)] = otelml_delay(reference, pre, post)
         warm = np.concatenate([raw, pre.reshape(-1, 1)])
         out[("ADWIN", c)] = river_delay(River(adwin(), 1, warm=warm), post)
         out[("ADWIN strict", c)] = river_delay(River(adwin(STRICT_DELTA), 1, warm=warm), post)
@@ -546,12 +542,13 @@ def single_task(args) -> dict:
         out[("KS", c)] = (int(hits[0]) + 1) * ROWS if hits.size else None
         if shift == ORACLE_SHIFT and ratio == 1.0:
             out["oracle"] = oracle_delays(pre, post)
-            out["otelml lowered"] = [lowered_delay(reference, h, pre, post) for h in LOWERED]
+            out["otelml lowered"] = [otelml_delay(reference, pre, post, math.exp(h)) for h in LOWERED]
     return out
 
 
-def lowered_delay(reference, log_threshold: float, pre: np.ndarray, post: np.ndarray) -> int | None:
-    model = Otelml(reference, threshold_config(math.exp(log_threshold)))
+def otelml_delay(reference, pre: np.ndarray, post: np.ndarray, a: float = A) -> int | None:
+    """Rows from the change to otelml's first alarm at threshold ``ln a`` (``pre``, ``post``: windows of rows)."""
+    model = Otelml(reference, threshold_config(a))
     for rows in pre:
         model.update(rows)
     at = first_alarm_window(model.update, post)

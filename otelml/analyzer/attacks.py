@@ -450,7 +450,8 @@ class CallerWatch:
         odds = traffic.novelty(state.caller) if novel is not None else None
         if odds is None or odds >= 0.95:  # every input is new to the model anyway: nothing to tell a thief by
             return []
-        found = self._bet(state, state.novel, novel, "extraction", at, odds, state.distinct >= c.min_novel_queries)
+        may_alarm = state.distinct >= c.min_novel_queries
+        found = self._bet(state, state.novel, novel, "extraction", at, odds, may_alarm, statistic="novel inputs")
         for finding in found:
             finding.details.update({"signal": "novel inputs", "others' share of new inputs": round(odds, 4)})
         return found
@@ -487,16 +488,16 @@ class CallerWatch:
         traffic.bursts[: state.burst_level + 1] -= 1
         state.volume_level = state.burst_level = 10**6
 
-    def _bet(self, state, bet: _Bet, win: bool, detector: str, at: tuple, odds=0.5, may_alarm=True) -> list:
+    def _bet(self, state, bet: _Bet, win: bool, detector: str, at, odds=0.5, may_alarm=True, statistic=None) -> list:
         value = bet.update(win, at, odds)
         if value < self.config.log_threshold or not may_alarm:
             return []
-        finding = self._finding(state, detector, value, self.config.log_threshold, at, bet.first, bet)
+        finding = self._finding(state, detector, value, self.config.log_threshold, at, bet.first, bet, statistic)
         self._set_apart(self.models[state.model], state)
         bet.w[:] = 0.0
         return [finding]
 
-    def _finding(self, state: _Caller, detector: str, value, threshold, at, first, bet=None) -> Finding:
+    def _finding(self, state: _Caller, detector: str, value, threshold, at, first, bet=None, statistic=None) -> Finding:
         details = {
             "caller": state.caller,
             "queries": state.queries,
@@ -515,7 +516,7 @@ class CallerWatch:
             model=state.model,
             version=state.version,
             feature=None,
-            statistic=_STATISTICS["novel inputs" if detector == "extraction" and bet else detector],
+            statistic=_STATISTICS[statistic or detector],
             value=float(value),
             threshold=float(threshold),
             alarm=True,
