@@ -1,4 +1,5 @@
-"""The evaluation harness runs in its quick mode and prints every table with numbers (no result is asserted)."""
+"""The evaluation harness runs in its quick mode and prints every table with numbers; the one result asserted is that
+the analyzer process, fed through the SDK, alarms in the same windows as the in-process detector the tables use."""
 
 import re
 import subprocess
@@ -48,6 +49,11 @@ def test_quick_evaluation_prints_every_table_with_numbers():
 
     speed = section(out, "6. Speed")
     assert re.search(r"later windows, median of \d+\s+\d+\.\d\s+(ok|MISSED)", speed), speed
+
+    end_to_end = section(out, "7. End to end")
+    assert "exports that missed their window: 0" in end_to_end, end_to_end
+    same = re.findall(r"^\s+seed \d+: .*\s(yes|NO)$", end_to_end, re.M)
+    assert same == ["yes", "yes"], end_to_end  # the analyzer process alarms where the in-process detector does
 
     goals = section(out, "Goals")
     assert len(re.findall(r"\s(ok|MISSED)$", goals, re.M)) == 7, goals
