@@ -488,6 +488,15 @@ def changed_chunks(rng, horizon: int, features: int, shift: float, ratio: float,
         yield from changed(rng, min(chunk, horizon - start), features, shift, ratio, k)
 
 
+def model_stream(seed: int, c: int, k: int, horizon: int):
+    """Table 2's stream of ``seed`` with change ``c`` on ``k`` of the features: the PRE windows before the change, and
+    the ``horizon`` windows after it, generated as they are read."""
+    _, shift, ratio = CHANGES[c]
+    rng = rng_for(2, STREAM, seed, c, k)
+    pre = rng.standard_normal((PRE, ROWS, FEATURES))
+    return pre, changed_chunks(rng, horizon, FEATURES, shift, ratio, k)
+
+
 def delay_task(args) -> list:
     """One seed: every change on 1 and on 3 of 20 features; (change, k, delay in rows or None, alarms before, ADWIN's
     delay, strict ADWIN's delay). The ADWINs get the reference, then the windows before the change, value by value."""
@@ -495,20 +504,17 @@ def delay_task(args) -> list:
     reference, raw = make_reference(2, seed)
     warm = [River(adwin(delta), FEATURES, warm=raw) for delta in (0.002, STRICT_DELTA)]
     out = []
-    for c, (_, shift, ratio) in enumerate(CHANGES):
+    for c in range(len(CHANGES)):
         for k in (1, 3):
-            rng = rng_for(2, STREAM, seed, c, k)
-            pre = rng.standard_normal((PRE, ROWS, FEATURES))
+            pre, post = model_stream(seed, c, k, plan.horizon)
             model = Otelml(reference)
             before = sum(model.update(rows) for rows in pre)
-            at = first_alarm_window(model.update, changed_chunks(rng, plan.horizon, FEATURES, shift, ratio, k))
+            at = first_alarm_window(model.update, post)
             peers = []
             for river in warm:
                 river = copy.deepcopy(river)
                 river.update(pre.reshape(-1, FEATURES))
-                rng = rng_for(2, STREAM, seed, c, k)  # the same post-change rows again
-                rng.standard_normal((PRE, ROWS, FEATURES))
-                peers.append(river_delay(river, changed_chunks(rng, plan.horizon, FEATURES, shift, ratio, k)))
+                peers.append(river_delay(river, model_stream(seed, c, k, plan.horizon)[1]))
             out.append((c, k, None if at is None else (at + 1) * ROWS, before, *peers))
     return out
 
@@ -586,6 +592,14 @@ def river_delay(detectors: River, post: np.ndarray) -> int | None:
     return None
 
 
+def single_stream(seed: int, c: int, horizon: int):
+    """Table 3's one-feature stream of ``seed`` with change ``c``: PRE windows before it, ``horizon`` after."""
+    _, shift, ratio = CHANGES[c]
+    rng = rng_for(3, STREAM, seed, c)
+    pre = rng.standard_normal((PRE, ROWS, 1))
+    return pre, changed(rng, horizon, 1, shift, ratio, 1)
+
+
 def single_task(args) -> dict:
     """One seed, one feature: every change, every method; {(method, change index): delay in rows or None}."""
     seed, plan = args
@@ -593,9 +607,7 @@ def single_task(args) -> dict:
     ref_sorted = np.sort(raw, axis=0)
     out = {}
     for c, (_, shift, ratio) in enumerate(CHANGES):
-        rng = rng_for(3, STREAM, seed, c)
-        pre = rng.standard_normal((PRE, ROWS, 1))
-        post = changed(rng, plan.horizon, 1, shift, ratio, 1)
+        pre, post = single_stream(seed, c, plan.horizon)
         out[("otelml", c)] = otelml_delay(reference, pre, post)
         warm = np.concatenate([raw, pre.reshape(-1, 1)])
         out[("ADWIN", c)] = river_delay(River(adwin(), 1, warm=warm), post)
@@ -651,12 +663,11 @@ def alibi_cvm(plan: Plan) -> dict:
     reference, pre, post = [], [], []
     for seed in range(plan.alibi_seeds):
         raw = make_reference(3, seed, features=1)[1][:ALIBI_REF, 0]
-        for c, (_, shift, ratio) in enumerate(CHANGES):
-            rng = rng_for(3, STREAM, seed, c)  # the streams of single_task
-            before = rng.standard_normal((PRE, ROWS, 1))
+        for c in range(len(CHANGES)):
+            before, after = single_stream(seed, c, plan.horizon)
             reference.append(raw)
             pre.append(before[-2:].ravel())  # two windows fill its largest window (200 values)
-            post.append(changed(rng, plan.horizon, 1, shift, ratio, 1)[:ALIBI_HORIZON].ravel())
+            post.append(after[:ALIBI_HORIZON].ravel())
     windows = "-".join(map(str, ALIBI_WINDOWS))
     thresholds = cache / f"alibi-cvm-thresholds-{ALIBI_REF}-{ALIBI_ERT}-{windows}-{ALIBI_BOOTSTRAPS}.npy"
     with tempfile.TemporaryDirectory() as folder:
@@ -1173,10 +1184,8 @@ def end_to_end_runs(plan: Plan) -> list:
     for seed in range(plan.e2e_seeds):
         raw = make_reference(2, seed)[1]
         for label, k in E2E_CHANGES:
-            c = [change[0] for change in CHANGES].index(label)
-            rng = rng_for(2, STREAM, seed, c, k)
-            pre = rng.standard_normal((PRE, ROWS, FEATURES))
-            runs.append((raw, np.concatenate([pre, changed(rng, E2E_HORIZON, FEATURES, *CHANGES[c][1:], k)])))
+            pre, post = model_stream(seed, [change[0] for change in CHANGES].index(label), k, E2E_HORIZON)
+            runs.append((raw, np.concatenate([pre, np.stack(list(post))])))
     return runs
 
 
@@ -1250,20 +1259,13 @@ def table_end_to_end(plan: Plan) -> None:
         before = sum(model.update(rows) for rows in windows[:PRE])
         at = first_alarm_window(model.update, windows[PRE:])
         alarms = found.get(i, [])
-        after = [w for w in alarms if w >= 0]
-        process = (min(after) + 1) * ROWS if after else None
-        mine = None if at is None else (at + 1) * ROWS
+        early, after = sum(w < 0 for w in alarms), [w for w in alarms if w >= 0]
+        process = (min(after) + 1) * ROWS if after else math.inf
+        mine = math.inf if at is None else (at + 1) * ROWS
         label, k = E2E_CHANGES[i % len(E2E_CHANGES)]
-        rows.append(
-            [
-                f"seed {i // len(E2E_CHANGES)}: {label} on {k} of {FEATURES}",
-                fmt(process if process is not None else math.inf),
-                sum(w < 0 for w in alarms),
-                fmt(mine if mine is not None else math.inf),
-                before,
-                "yes" if (process, sum(w < 0 for w in alarms)) == (mine, before) else "NO",
-            ]
-        )
+        same = (process, early) == (mine, before)
+        row = [f"seed {i // len(E2E_CHANGES)}: {label} on {k} of {FEATURES}", fmt(process), early, fmt(mine), before]
+        rows.append([*row, "yes" if same else "NO"])
     print_table(
         "7. End to end: the same streams through otelml.monitor, OTLP/HTTP and the analyzer process",
         ["run", "analyzer: delay", "alarms before", "in-process: delay", "alarms before", "same"],
