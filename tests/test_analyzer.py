@@ -429,7 +429,8 @@ def test_drift_injected_through_the_sdk_raises_an_alarm_naming_the_feature(serve
     assert model_alarms[0]["window_start_unix_nano"] >= 0 and model_alarms[0]["effect_size"] > 0.5
     detectors = model(s, "churn")["detectors"]
     assert "output drift" not in detectors  # a reference from training data has no outputs to compare
-    assert detectors["input drift"]["statistic"].startswith("log e-value")
+    assert detectors["input drift"]["statistic"].startswith("log evidence")
+    assert {"e-detector", "mean-shift scan", "carried by"} <= set(detectors["input drift"]["details"])
     assert detectors["confidence rule"]["value"] == pytest.approx(0.8)
 
 

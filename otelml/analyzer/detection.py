@@ -149,7 +149,7 @@ class Detection:
             model=window.model,
             version=window.version,
             feature=None,
-            statistic="output log e-value while inputs are stable",
+            statistic="output log statistic while inputs are stable",
             value=output.value,
             threshold=output.threshold,
             alarm=True,
@@ -160,7 +160,7 @@ class Detection:
             effect_size=output.effect_size,
             severity=CRITICAL,
             trace_ids=output.trace_ids,
-            details={"input drift log e-value": inputs.value, "input drift threshold": inputs.threshold},
+            details={"input drift log statistic": inputs.value, "input drift threshold": inputs.threshold},
         )
 
     def summary(self, model: str, version: str) -> dict:

@@ -91,7 +91,7 @@ def instrument(analyzer, provider: MeterProvider) -> None:
         semconv.METRIC_ANALYZER_DRIFT_SCORE,
         [drift_scores],
         unit=semconv.UNIT_ANALYZER_DRIFT_SCORE,
-        description="Latest log e-value of each drift detector per model version; it alarms at ln A.",
+        description="Latest log statistic of each drift detector per model version; it alarms at ln A.",
     )
     for create, name, unit, description, read in singles:
         create(

@@ -85,8 +85,10 @@ class Detector:
         details: dict,
         feature=None,
         statistic="log e-value",
+        e_value: float | None = None,
     ) -> Finding:
-        """A finding of a sequential e-detector: ``value`` is the log statistic, ``threshold`` is ``ln A``."""
+        """A finding of a sequential e-detector: ``value`` is the log statistic, ``threshold`` is ``ln A``;
+        ``e_value`` defaults to ``exp(value)``."""
         return self._finding(
             window,
             feature=feature,
@@ -94,7 +96,7 @@ class Detector:
             value=value,
             threshold=threshold,
             alarm=alarm,
-            e_value=math.exp(min(value, 700)),
+            e_value=math.exp(min(value, 700)) if e_value is None else e_value,
             effect=effect,
             effect_size=effect_size,
             severity=severity,

@@ -1,15 +1,24 @@
-"""Input and output drift of one model version: a feature-level e-detector each, one calibrated alarm per model.
+"""Input and output drift of one model version: two tests per feature, one calibrated alarm per model.
 
-Statistic: the average over features of each feature's mixture e-detector (``edetector.FeatureBank``),
-``log M = logsumexp_f(log M_f) - ln F``. An average of e-detectors is an e-detector under any dependence between
-features, so the model alarms when ``log M >= ln A`` with an average run length to false alarm of at least ``A``
-windows, however many features there are and however they correlate. ``A`` comes from the target "at most one
-false drift alarm per model per ``false_alarm_days`` days": ``A = days * 86400 / window seconds``.
+Statistic: two parts that share the false-alarm budget, a share ``s`` (``scan_share``, 3/4) for the scan.
+
+- The average over features of each feature's mixture e-detector (``edetector.FeatureBank``: shifts, changes of
+  spread, any change of shape), ``log M = logsumexp_f(log M_f) - ln F``. An average of e-detectors is an e-detector
+  under any dependence between features: alarming at ``log M >= ln(A / (1 - s))`` has an average run length to
+  false alarm of at least ``A / (1 - s)`` windows, a bound.
+- The largest over features of each feature's mean-shift scan (``scan.MeanShiftScan``, faster on shifts of the mean),
+  ``log R = max_f log_arl(g_f) - ln F``, calibrated so that alarming at ``log R >= ln(A / s)`` has an average run
+  length of about ``A / s`` windows (a union bound over features; see ``scan``).
+
+The model alarms when ``max(log M + ln(1 - s), log R + ln s) >= ln A``: at most about one false alarm per ``A``
+windows, the two parts' rates added. ``A``
+comes from the target "at most one false drift alarm per model per ``false_alarm_days`` days":
+``A = days * 86400 / window seconds``.
 
 An alarm also needs an effect that matters: the normalised Wasserstein distance (W1 / reference sd) between the
 reference and the live data since the feature's statistic last fell to zero (the estimated change point) must be at
 least ``min_effect``; findings also carry KS, PSI and Jensen-Shannon (``distances``). Features whose own statistic
-passes ``ln(F A)`` are named as confirmed; otherwise the strongest contributors are. After an alarm every feature's
+passes ``ln(F A)`` (either part, with its share) are named as confirmed; otherwise the strongest contributors are. After an alarm every feature's
 detector restarts.
 
 Reference: Shin, Ramdas & Rinaldo (2024), "E-detectors: a nonparametric framework for sequential change detection".
@@ -20,12 +29,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ... import histogram, semconv
 from ..references import Reference
 from ..windows import ClosedWindow
 from .base import CRITICAL, DRIFT, INFO, WARNING, Detector, Finding
 from .distances import all_distances, wasserstein_sd
 from .edetector import EDetectorConfig, FeatureBank, log_sum_exp
+from .scan import MeanShiftScan
 
 
 @dataclass(frozen=True)
@@ -33,8 +45,13 @@ class DriftConfig:
     false_alarm_days: float = 30.0  # at most one false alarm per model per this many days
     window_s: float = 60.0
     min_effect: float = 0.05  # smallest W1/sd worth an alarm
+    scan_share: float = 0.75  # share of the false-alarm budget of the mean-shift scan; the e-detectors get the rest
     metric: str = semconv.METRIC_FEATURE_VALUE  # or METRIC_CONFIDENCE, METRIC_PREDICTION_VALUE for output drift
     edetector: EDetectorConfig = field(default_factory=EDetectorConfig)
+
+    def __post_init__(self):
+        if not 0.0 <= self.scan_share <= 1.0:
+            raise ValueError(f"scan_share must lie in [0, 1], got {self.scan_share}")
 
     @property
     def log_threshold(self) -> float:
@@ -46,6 +63,7 @@ class DriftDetector(Detector):
 
     name = "drift"
     kind = DRIFT
+    _scan: MeanShiftScan | None = None
 
     def __init__(self, config: DriftConfig = DriftConfig()):
         self.config = config
@@ -57,6 +75,7 @@ class DriftDetector(Detector):
     def reset(self) -> None:
         if self._bank is not None:
             self._bank.reset()
+            self._scan.reset()
         self._since_zero = {}
 
     @classmethod
@@ -87,12 +106,14 @@ class DriftDetector(Detector):
         return {self.config.metric: histogram.merge_all(merged)} if merged else {}
 
     def _prepare(self, reference: Reference) -> None:
-        if reference.hash == self._reference_hash:
+        if reference.hash == self._reference_hash and (self._bank is None or self._scan is not None):
             return
         self._reference_hash = reference.hash
         streams = {name: h for name, h in self._streams(reference.histograms).items() if h.count}
         self._names = list(streams)
         self._bank = FeatureBank(list(streams.values()), self.config.edetector) if streams else None
+        if self._bank is not None:
+            self._scan = MeanShiftScan(self._bank.reference_counts, self._bank.location_variance)
         self._since_zero = {}
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
@@ -103,8 +124,8 @@ class DriftDetector(Detector):
             return []
         live = self._streams(window.histograms)
         values = self._bank.update([live.get(name) for name in self._names])
-        log_values = dict(zip(self._names, values.tolist()))
-        for name, value in log_values.items():
+        scans = self._scan.update(self._bank.location_sums, self._bank.location_counts)
+        for name, value in zip(self._names, values.tolist()):
             h = live.get(name)
             if value <= 0:
                 self._since_zero.pop(name, None)
@@ -114,25 +135,35 @@ class DriftDetector(Detector):
                 if len(pending) >= 64:
                     pending[:] = [histogram.merge_all(pending)]
         n = len(self._names)
-        model_log = log_sum_exp(values) - math.log(n)
+        share = self.config.scan_share
+        e_weight, scan_weight = _log(1 - share), _log(share)
+        parts = {"e-detector": log_sum_exp(values) - math.log(n), "mean-shift scan": float(scans.max()) - math.log(n)}
+        weighted = {
+            "e-detector": parts["e-detector"] + e_weight,
+            "mean-shift scan": parts["mean-shift scan"] + scan_weight,
+        }
+        model_log = max(weighted.values())
+        log_values = dict(zip(self._names, np.maximum(values + e_weight, scans + scan_weight).tolist()))
         threshold = self.config.log_threshold
         if model_log < threshold:
-            return [self._model_finding(window, model_log, threshold, False, None, [])]
+            return [self._model_finding(window, model_log, threshold, False, None, [], parts, weighted)]
         index = {name: i for i, name in enumerate(self._names)}
-        since_change = {name: histogram.merge_all(parts) for name, parts in self._since_zero.items() if parts}
+        since_change = {name: histogram.merge_all(hs) for name, hs in self._since_zero.items() if hs}
         effects = {name: wasserstein_sd(h, self._bank.references[index[name]]) for name, h in since_change.items()}
         ranked = sorted(log_values, key=log_values.get, reverse=True)
         confirmed = [f for f in ranked if log_values[f] >= threshold + math.log(n)]
         named = confirmed or ranked[:3]
         largest = max((effects.get(f, 0.0) for f in named), default=0.0)
         if largest < self.config.min_effect:
-            return [self._model_finding(window, model_log, threshold, False, largest, named)]
-        findings = [self._model_finding(window, model_log, threshold, True, largest, named)]
+            return [self._model_finding(window, model_log, threshold, False, largest, named, parts, weighted)]
+        findings = [self._model_finding(window, model_log, threshold, True, largest, named, parts, weighted)]
         for name in named:
             distances = (
                 all_distances(since_change[name], self._bank.references[index[name]]) if name in since_change else {}
             )
-            details = {"metric": self.config.metric, **self._bank.components(index[name]), **distances}
+            i = index[name]
+            details = {"metric": self.config.metric, **self._bank.components(i), **distances}
+            details["e-detector"], details["mean-shift scan"] = float(values[i]), float(scans[i])
             findings.append(
                 self._evidence(
                     window,
@@ -144,13 +175,16 @@ class DriftDetector(Detector):
                     _severity(effects.get(name) or 0.0),
                     details,
                     feature=name,
+                    statistic="log evidence (e-detector or mean-shift scan, weighted by its share)",
+                    e_value=math.exp(min(float(values[i]), 700)),
                 )
             )
         self.reset()
         return findings
 
-    def _model_finding(self, window, model_log, threshold, alarm, effect, named) -> Finding:
-        details = {"metric": self.config.metric, "features": list(named), "watched": len(self._names)}
+    def _model_finding(self, window, model_log, threshold, alarm, effect, named, parts, weighted) -> Finding:
+        details = {"metric": self.config.metric, "features": list(named), "watched": len(self._names), **parts}
+        details["carried by"] = max(weighted, key=weighted.get)
         return self._evidence(
             window,
             model_log,
@@ -160,8 +194,13 @@ class DriftDetector(Detector):
             effect,
             _severity(effect or 0.0) if alarm else INFO,
             details,
-            statistic="log e-value (mean over features)",
+            statistic="log evidence (e-detector mean or mean-shift scan, weighted by its share)",
+            e_value=math.exp(min(parts["e-detector"], 700)),
         )
+
+
+def _log(x: float) -> float:
+    return math.log(x) if x > 0 else -math.inf
 
 
 def _severity(effect: float) -> str:

@@ -85,6 +85,8 @@ class _Tables:
         for which, score, pairs in ((0, u, _LOCATION), (1, v, _SCALE)):
             mu = float(np.sum(p * score))
             sd = max(float(np.sqrt(np.sum(p * (score - mu) ** 2))), 1e-6)
+            if which == 0:
+                self.location_variance = sd**2
             eps = (z / math.sqrt(m) + config.w_min) * sd
             for sign, delta in pairs:
                 m_k = min(max(mu + sign * eps, 1e-9), 1 - 1e-9)
@@ -140,6 +142,7 @@ class _Stack:
         self.below = np.concatenate([t.below for t in tables]).astype(np.float64)
         self.counts = np.concatenate([t.counts for t in tables]).astype(np.float64)
         self.m = np.array([t.m for t in tables])
+        self.location_variance = np.array([t.location_variance for t in tables])
         self.lam = np.stack([t.lam for t in tables]).astype(np.float32)
         self.mref = np.stack([t.mref for t in tables]).astype(np.float32)
         self.location = tables[0].score_of == 0
@@ -147,8 +150,9 @@ class _Stack:
         self.radius = np.array([t.radius for t in tables])
 
     def increments(self, feature, keys, counts, groups: int):
-        """Score-component log factors (F, components) and live counts per omnibus group (F, groups) of the live
-        buckets ``keys`` (at each feature's table layout) of features ``feature``, with ``counts``."""
+        """Score-component log factors (F, components), live counts per omnibus group (F, groups) and sums of the
+        location scores minus 1/2 (F,) of the live buckets ``keys`` (at each feature's table layout) of features
+        ``feature``, with ``counts``."""
         global_keys = feature * _GLOBAL + keys
         at = np.searchsorted(self.keys, global_keys)
         end = self.start[feature + 1]
@@ -168,7 +172,8 @@ class _Stack:
             inc[feature[starts]] = np.add.reduceat(factors, starts, axis=0, dtype=np.float64)
         group = np.minimum((u * groups).astype(np.int64), groups - 1)
         live_groups = np.bincount(feature * groups + group, weights=counts, minlength=n_features * groups)
-        return inc, live_groups.reshape(n_features, groups)
+        location = np.bincount(feature, weights=counts * (u - 0.5), minlength=n_features)
+        return inc, live_groups.reshape(n_features, groups), location
 
 
 class _Level:
@@ -198,7 +203,9 @@ class FeatureBank:
     ``update`` takes one window's histogram per feature (``None`` for a feature without data) and returns each
     feature's log statistic. A live histogram is brought to its reference's scale (or the reference, once and
     cached, to a coarser live scale) by shifting bucket indexes, and all features are scored together; only a live
-    window whose zero bucket is wider than its reference's is scored alone, at their common layout.
+    window whose zero bucket is wider than its reference's is scored alone, at their common layout. After an update,
+    ``location_sums`` and ``location_counts`` hold each feature's sum of PIT scores minus 1/2 and its count in that
+    window (what :class:`~otelml.analyzer.detectors.scan.MeanShiftScan` takes).
     """
 
     def __init__(self, references: list, config: EDetectorConfig = EDetectorConfig()):
@@ -207,6 +214,9 @@ class FeatureBank:
         self.references = list(references)
         self.config = config
         self._levels: dict = {0: _Level(self.references, 0, config)}  # steps coarser -> _Level
+        stack = self._levels[0].stack
+        self.reference_counts, self.location_variance = stack.m, stack.location_variance
+        self.location_sums = self.location_counts = np.zeros(len(self.references))
         self._other_layouts: dict = {}  # (feature, scale, zero threshold) -> single-feature _Stack, bounded
         weights = [0.6 / len(_LOCATION)] * len(_LOCATION) + [0.2 / len(_SCALE)] * len(_SCALE)
         weights += [0.2 / len(config.memories)] * len(config.memories)
@@ -237,6 +247,7 @@ class FeatureBank:
         batches: dict = {}  # level -> ([feature ids], [keys], [counts])
         inc = np.zeros((n_features, self._log_weights.size - len(self.config.memories)))
         live_groups = np.zeros((n_features, groups))
+        location = np.zeros(n_features)
         p0c, radius = self._levels[0].stack.p0c.copy(), self._levels[0].stack.radius.copy()
         for f, h in enumerate(live):
             if h is None or h.count == 0:
@@ -254,20 +265,22 @@ class FeatureBank:
                 parts[2].append(counts)
             else:
                 stack = self._one_stack(f, h)
-                inc[f], live_groups[f] = self._score_alone(stack, h, f)
+                inc[f], live_groups[f], location[f] = self._score_alone(stack, h, f)
                 p0c[f], radius[f] = stack.p0c[0], stack.radius[0]
         for d, (features, keys, counts) in batches.items():
             stack = self._levels[d].stack
             features = np.concatenate(features)
-            batch_inc, batch_groups = stack.increments(
+            batch_inc, batch_groups, batch_location = stack.increments(
                 features, np.concatenate(keys), np.concatenate(counts).astype(np.float64), groups
             )
             inc += batch_inc
             live_groups += batch_groups
+            location += batch_location
             if d:
                 scored = np.unique(features)
                 p0c[scored], radius[scored] = stack.p0c[scored], stack.radius[scored]
-        present = live_groups.sum(axis=1) > 0
+        self.location_sums, self.location_counts = location, live_groups.sum(axis=1)
+        present = self.location_counts > 0
         if present.any():
             omnibus, seen = multinomial_increment(
                 live_groups[present], p0c[present], self._seen[present], self._decay, radius[present]
@@ -291,10 +304,10 @@ class FeatureBank:
     def _score_alone(self, stack: _Stack, h: histogram.ExpHistogram, f: int):
         live, _ = histogram.align(h, self.references[f])
         keys, counts = histogram.positions(live)
-        inc, groups = stack.increments(
+        inc, groups, location = stack.increments(
             np.zeros(keys.size, dtype=np.int64), keys, counts.astype(np.float64), self.config.groups
         )
-        return inc[0], groups[0]
+        return inc[0], groups[0], location[0]
 
     def log_values(self) -> np.ndarray:
         scored = self._w + self._log_weights
