@@ -32,7 +32,7 @@ def crossings(streams: int, windows: int, reference_windows: float, seed: int) -
     m = np.full(streams, reference_windows * ROWS)
     sd = np.sqrt(ROWS / 12)
     shift = rng.normal(0.0, np.sqrt(1 / 12 / m)) * ROWS if np.isfinite(reference_windows) else np.zeros(streams)
-    runner = scan.MeanShiftScan(m, np.full(streams, 1 / 12))
+    runner = scan.MeanShiftScan(m)
     last = np.full((LEVELS.size, streams), -(10**9))
     alarms = np.zeros(LEVELS.size, dtype=np.int64)
     counts = np.full(streams, float(ROWS))

@@ -113,7 +113,7 @@ class DriftDetector(Detector):
         self._names = list(streams)
         self._bank = FeatureBank(list(streams.values()), self.config.edetector) if streams else None
         if self._bank is not None:
-            self._scan = MeanShiftScan(self._bank.reference_counts, self._bank.location_variance)
+            self._scan = MeanShiftScan(self._bank.reference_counts)
         self._since_zero = {}
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:

@@ -85,8 +85,6 @@ class _Tables:
         for which, score, pairs in ((0, u, _LOCATION), (1, v, _SCALE)):
             mu = float(np.sum(p * score))
             sd = max(float(np.sqrt(np.sum(p * (score - mu) ** 2))), 1e-6)
-            if which == 0:
-                self.location_variance = sd**2
             eps = (z / math.sqrt(m) + config.w_min) * sd
             for sign, delta in pairs:
                 m_k = min(max(mu + sign * eps, 1e-9), 1 - 1e-9)
@@ -142,7 +140,6 @@ class _Stack:
         self.below = np.concatenate([t.below for t in tables]).astype(np.float64)
         self.counts = np.concatenate([t.counts for t in tables]).astype(np.float64)
         self.m = np.array([t.m for t in tables])
-        self.location_variance = np.array([t.location_variance for t in tables])
         self.lam = np.stack([t.lam for t in tables]).astype(np.float32)
         self.mref = np.stack([t.mref for t in tables]).astype(np.float32)
         self.location = tables[0].score_of == 0
@@ -214,8 +211,7 @@ class FeatureBank:
         self.references = list(references)
         self.config = config
         self._levels: dict = {0: _Level(self.references, 0, config)}  # steps coarser -> _Level
-        stack = self._levels[0].stack
-        self.reference_counts, self.location_variance = stack.m, stack.location_variance
+        self.reference_counts = self._levels[0].stack.m
         self.location_sums = self.location_counts = np.zeros(len(self.references))
         self._other_layouts: dict = {}  # (feature, scale, zero threshold) -> single-feature _Stack, bounded
         weights = [0.6 / len(_LOCATION)] * len(_LOCATION) + [0.2 / len(_SCALE)] * len(_SCALE)
