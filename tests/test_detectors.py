@@ -450,3 +450,16 @@ def test_the_mean_shift_scan_reads_missing_data_as_no_evidence_and_forgets_after
     assert values[1] < 10
     scan.reset([1])
     assert scan.statistics()[1] == 0.0
+
+
+def test_a_drift_detector_checkpointed_before_the_scan_existed_resumes():
+    rng = np.random.default_rng(22)
+    names, ref = reference(rng, 3)
+    detector = DriftDetector()
+    quiet, shifted = list(stream(rng, names, 2, 200)), list(stream(rng, names, 3, 200, 0, 1.0, (1,)))
+    detector.update(quiet[0], ref)
+    del detector.__dict__["_scan"]  # what a checkpoint written by the earlier version holds
+    restored = pickle.loads(pickle.dumps(detector))
+    restored.reset()
+    assert not any(f.alarm for f in restored.update(quiet[1], ref))
+    assert any(f.alarm for w in shifted for f in restored.update(w, ref))

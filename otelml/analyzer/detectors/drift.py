@@ -75,6 +75,7 @@ class DriftDetector(Detector):
     def reset(self) -> None:
         if self._bank is not None:
             self._bank.reset()
+        if self._scan is not None:
             self._scan.reset()
         self._since_zero = {}
 
