@@ -11,17 +11,17 @@ Statistic: two parts that share the false-alarm budget, a share ``s`` (``scan_sh
   length of about ``A / s`` windows (a union bound over features; see ``scan``).
 
 The model alarms when ``max(log M + ln(1 - s), log R + ln s) >= ln A``: at most about one false alarm per ``A``
-windows, the two parts' rates added. ``A``
-comes from the target "at most one false drift alarm per model per ``false_alarm_days`` days":
-``A = days * 86400 / window seconds``.
+windows, the two parts' rates added. ``A`` comes from the target "at most one false drift alarm per model per
+``false_alarm_days`` days": ``A = days * 86400 / window seconds``.
 
 An alarm also needs an effect that matters: the normalised Wasserstein distance (W1 / reference sd) between the
-reference and the live data since the feature's statistic last fell to zero (the estimated change point) must be at
-least ``min_effect``; findings also carry KS, PSI and Jensen-Shannon (``distances``). Features whose own statistic
-passes ``ln(F A)`` (either part, with its share) are named as confirmed; otherwise the strongest contributors are. After an alarm every feature's
-detector restarts.
+reference and the live data since the feature's e-detector statistic last fell to zero (the estimated change point)
+must be at least ``min_effect``; findings also carry KS, PSI and Jensen-Shannon (``distances``). Features whose own
+statistic passes ``ln(F A)`` (either part, with its share) are named as confirmed; otherwise the strongest
+contributors are. After an alarm every feature's detector restarts.
 
-Reference: Shin, Ramdas & Rinaldo (2024), "E-detectors: a nonparametric framework for sequential change detection".
+References: Shin, Ramdas & Rinaldo (2024), "E-detectors: a nonparametric framework for sequential change detection";
+for the scan, ``scan``.
 """
 
 from __future__ import annotations

@@ -10,19 +10,19 @@ t-test against the reference's mean). The feature's statistic ``g`` is the large
 change-point", Ann. Statist. 23(1)).
 
 Threshold and false alarms. Under the reference, a feature's PIT scores are uniform whatever its distribution, so the
-rate at which ``g`` crosses a level ``h`` does not depend on the feature: per window it is ``exp(-(h - κ(h)))``,
-``κ(h) = K0 + K1 ln h``, fitted to a simulation of this class on 10^8 Gaussian windows (``bench/calibrate_scan.py``;
-the fit is within 6% of the simulated rate for ``h`` from 8 to 15.5). ``log_arl(g) = g - κ(g)`` is the log of the
-average run length, in windows, of alarming at level ``g``; the largest over ``F`` features, minus ``ln F``, is the
-model's (a union bound over features, so it holds under any dependence between them). The calibration assumes
-exchangeable windows, like the e-detectors. Ties do not break it: the score of a value that shares its bucket with
-others is the mean of a uniform score over the bucket's share of the reference, and by Jensen's inequality its
-exponential moments are at most the uniform's, so every feature's sums are sub-Gaussian with the uniform's variance
-(1/12 per value). A feature with few distinct values or one dominant value has less variable scores, so the scan is
-conservative there (and less sensitive); using the smaller variance instead would turn a rare value's few
-occurrences into alarms (a 0/1 feature with 0.2% ones had 6.6 times the target rate that way). It counts the reference's sampling error as part of the null: the rate is as calibrated on average
-over reference samples, and higher for a reference whose mean score is several standard errors off (README,
-Detectors).
+rate at which ``g`` crosses a level ``h`` does not depend on the feature: per window it is ``exp(-(h - κ(h)))``, ``κ(h)
+= K0 + K1 ln h``, fitted to a simulation of this class on 10^8 Gaussian windows (``bench/calibrate_scan.py``; the fit is
+within 6% of the simulated rate for ``h`` from 8 to 15.5). ``log_arl(g) = g - κ(g)`` is the log of the average run
+length, in windows, of alarming at level ``g``; the largest over ``F`` features, minus ``ln F``, is the model's (a union
+bound over features, so it holds under any dependence between them). The calibration assumes exchangeable windows, like
+the e-detectors. Ties do not break it: the score of a value that shares its bucket with others is the mean of a uniform
+score over the bucket's share of the reference, and by Jensen's inequality its exponential moments are at most the
+uniform's, so every feature's sums are sub-Gaussian with the uniform's variance (1/12 per value). A feature with few
+distinct values or one dominant value has less variable scores, so the scan is conservative there (and less sensitive);
+using the smaller variance instead would turn a rare value's few occurrences into alarms (a 0/1 feature with 0.2% ones
+had 6.6 times the target rate that way). It counts the reference's sampling error as part of the null: the rate is as
+calibrated on average over reference samples, and higher for a reference whose mean score is several standard errors off
+(README, Detectors).
 
 Example:
     >>> import numpy as np
