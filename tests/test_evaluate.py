@@ -1,5 +1,6 @@
-"""The evaluation harness runs in its quick mode and prints every table with numbers; the one result asserted is that
-the analyzer process, fed through the SDK, alarms in the same windows as the in-process detector the tables use."""
+"""The evaluation harness runs in its quick mode and prints every table with numbers; the results asserted are that
+the analyzer process, fed through the SDK, alarms in the same windows as the in-process detector the tables use, and
+that a short rerun of the scan's calibration agrees with the constants in use."""
 
 import re
 import subprocess
@@ -57,3 +58,22 @@ def test_quick_evaluation_prints_every_table_with_numbers():
 
     goals = section(out, "Goals")
     assert len(re.findall(r"\s(ok|MISSED)$", goals, re.M)) == 7, goals
+
+
+def test_the_scan_calibration_reruns_and_agrees_with_the_constants_in_use():
+    """A short rerun of bench/calibrate_scan.py (2e6 stream-windows): the crossing rates it measures where it sees
+    hundreds of crossings lie within 30% of what the scan's constants say."""
+    result = subprocess.run(
+        [sys.executable, "bench/calibrate_scan.py", "--windows", "2e6", "--streams", "2000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"^\s+([\d.]+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", result.stdout, re.M)
+    checked = [
+        (float(h), float(measured) / float(in_use)) for h, alarms, measured, _, in_use in rows if int(alarms) >= 100
+    ]
+    assert len(checked) >= 6, result.stdout
+    assert all(0.7 <= ratio <= 1.3 for _, ratio in checked), checked
