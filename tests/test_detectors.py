@@ -463,3 +463,19 @@ def test_a_drift_detector_checkpointed_before_the_scan_existed_resumes():
     restored.reset()
     assert not any(f.alarm for f in restored.update(quiet[1], ref))
     assert any(f.alarm for w in shifted for f in restored.update(w, ref))
+
+
+@pytest.mark.parametrize("share, carrier", [(0.0, "e-detector"), (1.0, "mean-shift scan")])
+def test_the_analyzers_drift_scan_share_reaches_its_drift_detectors(share, carrier):
+    from otelml.analyzer.detection import Detection
+
+    rng = np.random.default_rng(23)
+    names, ref = reference(rng, 4)
+    detection = Detection(window_s=60, drift_scan_share=share)
+    alarms = [
+        f
+        for w in stream(rng, names, 10, 300, shift_from=0, shift=0.5, shifted=(1,))
+        for f in detection.on_window(w, ref)
+        if f.alarm and f.detector == "drift" and f.feature is None
+    ]
+    assert alarms and all(f.details["carried by"] == carrier for f in alarms)

@@ -183,6 +183,12 @@ def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
         path.write_text(f"[analyzer.attacks]\n{bad}\n")
         with pytest.raises(ValueError, match=message):
             config.load(str(path))
+    path.write_text("[analyzer]\ndrift_scan_share = 0\n")
+    assert config.load(str(path)).drift_scan_share == 0
+    for bad in ("1.5", '"half"', "true"):
+        path.write_text(f"[analyzer]\ndrift_scan_share = {bad}\n")
+        with pytest.raises(ValueError, match="drift_scan_share must be a number in"):
+            config.load(str(path))
     with pytest.raises(ValueError, match="TLS needs both"):
         config.load(tls_cert="cert.pem")
 

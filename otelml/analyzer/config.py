@@ -33,6 +33,7 @@ class AnalyzerConfig:
     checkpoint_interval: float = 10.0  # seconds between checkpoints while data flows
     false_alarm_days: float = 30.0  # each detector: at most one false alarm per model per this many days
     min_effect: float = 0.05  # drift alarms need at least this W1/sd (or total variation for categories)
+    drift_scan_share: float = 0.75  # input/output drift: the mean-shift scan's share of the false-alarm budget
     baseline_windows: int = 30  # windows a model version's own baseline takes (errors, latency, label mix, ...)
     alerts_endpoint: str | None = None  # OTLP endpoint for alert log records (else OTEL_EXPORTER_OTLP_*_ENDPOINT)
     alerts_protocol: str | None = None  # grpc or http/protobuf (else OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL)
@@ -56,6 +57,9 @@ class AnalyzerConfig:
             raise ValueError(
                 "warmup and max_inflight must be at least 1; checkpoint_interval, false_alarm_days positive"
             )
+        share = self.drift_scan_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise ValueError(f"drift_scan_share must be a number in [0, 1], got {share!r}")
         if self.alerts_format not in ("text", "ocsf"):
             raise ValueError(f"alerts_format must be 'text' or 'ocsf', got {self.alerts_format!r}")
         self.state_config()  # validates window, lateness, idle timeout

@@ -48,28 +48,45 @@ INPUT_DRIFT, OUTPUT_DRIFT, LABEL_MIX = "input drift", "output drift", "label mix
 
 class Detection:
     def __init__(
-        self, window_s: float, false_alarm_days: float = 30.0, min_effect: float = 0.05, baseline_windows: int = 30
+        self,
+        window_s: float,
+        false_alarm_days: float = 30.0,
+        min_effect: float = 0.05,
+        baseline_windows: int = 30,
+        drift_scan_share: float = 0.75,
     ):
         self.window_s = window_s
         self.false_alarm_days = false_alarm_days
         self.min_effect = min_effect
         self.baseline_windows = baseline_windows
-        self.settings = (window_s, false_alarm_days, min_effect, baseline_windows)
+        self.drift_scan_share = drift_scan_share
+        self.settings = (window_s, false_alarm_days, min_effect, baseline_windows, drift_scan_share)
         self._detectors: dict = {}  # (model, version) -> {label: Detector}
         self.latest: dict = {}  # (model, version) -> {label: Finding}
         self.alarms: deque = deque(maxlen=MAX_ALARMS)
         self._versus: dict = {}  # (model, version) -> drift detectors against the previous version
 
+    def _drift(self, **metric) -> DriftDetector:
+        """A drift detector with these settings (input drift, or ``metric=`` another histogram's)."""
+        return DriftDetector(
+            DriftConfig(
+                false_alarm_days=self.false_alarm_days,
+                window_s=self.window_s,
+                min_effect=self.min_effect,
+                scan_share=self.drift_scan_share,
+                **metric,
+            )
+        )
+
     def _for(self, model: str, version: str) -> dict:
         found = self._detectors.get((model, version))
         if found is None:
-            drift = dict(false_alarm_days=self.false_alarm_days, window_s=self.window_s, min_effect=self.min_effect)
             sequential = SequentialConfig(
                 false_alarm_days=self.false_alarm_days, window_s=self.window_s, baseline_windows=self.baseline_windows
             )
             found = self._detectors[(model, version)] = {
-                INPUT_DRIFT: DriftDetector(DriftConfig(**drift)),
-                OUTPUT_DRIFT: DriftDetector(DriftConfig(metric=semconv.METRIC_CONFIDENCE, **drift)),
+                INPUT_DRIFT: self._drift(),
+                OUTPUT_DRIFT: self._drift(metric=semconv.METRIC_CONFIDENCE),
                 LABEL_MIX: CategoryDriftDetector(source="labels", config=sequential, min_effect=self.min_effect),
                 "category drift": CategoryDriftDetector(
                     source="features", config=sequential, min_effect=self.min_effect
@@ -118,11 +135,7 @@ class Detection:
         key = (window.model, window.version)
         detectors = self._versus.get(key)
         if detectors is None:
-            drift = dict(false_alarm_days=self.false_alarm_days, window_s=self.window_s, min_effect=self.min_effect)
-            detectors = self._versus[key] = (
-                DriftDetector(DriftConfig(**drift)),
-                DriftDetector(DriftConfig(metric=semconv.METRIC_CONFIDENCE, **drift)),
-            )
+            detectors = self._versus[key] = (self._drift(), self._drift(metric=semconv.METRIC_CONFIDENCE))
         inputs = detectors[0].update(window, previous)
         outputs = detectors[1].update(window, previous)
         return inputs[:1] + outputs  # the inputs' model-level finding first

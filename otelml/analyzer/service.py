@@ -75,6 +75,7 @@ class Analyzer:
             self.config.false_alarm_days,
             self.config.min_effect,
             self.config.baseline_windows,
+            self.config.drift_scan_share,
         )
         if self.detection is None or self.detection.settings != settings:
             self.detection = Detection(*settings)
