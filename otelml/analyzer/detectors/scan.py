@@ -52,7 +52,8 @@ def log_arl(g: np.ndarray) -> np.ndarray:
 
 class MeanShiftScan:
     """The scans of ``F`` features; ``update`` takes one window's score sums and counts and returns each feature's
-    ``log_arl`` (alarm when the largest minus ``ln F`` reaches ``ln A``)."""
+    ``log_arl`` (alarm when the largest minus ``ln F`` reaches ``ln A``). ``K0`` and ``K1`` are calibrated at the
+    default look-back; another look-back needs its own run of ``bench/calibrate_scan.py``."""
 
     def __init__(self, m: np.ndarray, lookback: int = LOOKBACK):
         self.m = np.asarray(m, dtype=np.float64)  # each feature's reference count
