@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import functools
 import importlib.util
 import itertools
 import json
@@ -526,8 +525,18 @@ def delay_task(args) -> tuple:
                 river.update(pre.reshape(-1, FEATURES))
                 peers.append(river_delay(river, model_stream(seed, c, k, plan.horizon)[1]))
             out.append((c, k, None if at is None else (at + 1) * ROWS, before, *peers))
-    stream = functools.partial(model_stream, seed, SWEEP_CHANGE, 3, plan.horizon)
-    return out, [otelml_delay(reference, *stream(), math.exp(h)) for h in MODEL_SWEEP]
+    return out, [
+        otelml_delay(reference, *model_stream(seed, SWEEP_CHANGE, 3, plan.horizon), math.exp(h)) for h in MODEL_SWEEP
+    ]
+
+
+def sweep_summary(thresholds: np.ndarray, total: dict, delays: list, horizon_rows: int) -> list:
+    """(ln threshold, false alarms per 10k windows, median delay) of otelml at each of ``thresholds``: its false
+    alarms from ``total["otelml sweep"]``, its delays from ``delays`` (per seed, one per threshold)."""
+    return [
+        (float(h), alarms / total["windows"] * 1e4, delay_summary([d[i] for d in delays], horizon_rows)[0])
+        for i, (h, alarms) in enumerate(zip(thresholds, total["otelml sweep"]))
+    ]
 
 
 def within(delays: list, rows: int) -> float:
@@ -591,11 +600,8 @@ def table_delays(pool, plan: Plan, false_alarms: dict) -> dict:
             "value; median (share detected). Their model-level false alarms are in table 1",
         ],
     )
-    windows = false_alarms["total"]["windows"]
-    summary["sweep"] = [
-        (float(h), alarms / windows * 1e4, delay_summary([sweep[i] for _, sweep in tasks], horizon_rows)[0])
-        for i, (h, alarms) in enumerate(zip(MODEL_SWEEP, false_alarms["total"]["otelml sweep"]))
-    ]
+    total = false_alarms["total"]
+    summary["sweep"] = sweep_summary(MODEL_SWEEP, total, [sweep for _, sweep in tasks], horizon_rows)
     print_table(
         f"2b. {CHANGES[SWEEP_CHANGE][0]} on 3 of {FEATURES} features with otelml at other thresholds",
         ["ln A", "false alarms per 10k (table 1's streams)", "median delay"],
@@ -687,10 +693,10 @@ def alibi_cvm(plan: Plan) -> dict:
     for seed in range(plan.alibi_seeds):
         raw = make_reference(3, seed, features=1)[1][:ALIBI_REF, 0]
         for c in range(len(CHANGES)):
-            before, after = single_stream(seed, c, plan.horizon)
+            before, after = single_stream(seed, c, ALIBI_HORIZON)
             reference.append(raw)
             pre.append(before[-2:].ravel())  # two windows fill its largest window (200 values)
-            post.append(after[:ALIBI_HORIZON].ravel())
+            post.append(after.ravel())
     windows = "-".join(map(str, ALIBI_WINDOWS))
     thresholds = cache / f"alibi-cvm-thresholds-{ALIBI_REF}-{ALIBI_ERT}-{windows}-{ALIBI_BOOTSTRAPS}.npy"
     with tempfile.TemporaryDirectory() as folder:
@@ -770,21 +776,13 @@ def table_peers(pool, plan: Plan, false_alarms: dict, alibi: dict | None = None)
     if alibi_cells is not None:
         rows.append(alibi_cells)
     rows += [
-        matched_row(results, total, "otelml sweep", SINGLE_SWEEP, key, horizon_rows)[0]
+        matched_row(results, total, "otelml sweep", SINGLE_SWEEP, key, horizon_rows)
         for key in ("adwin 1", "adwin strict 1")
     ]
     rows += [
-        matched_row(results, total, "oracle", ORACLE_THRESHOLDS, key, horizon_rows)[0]
-        for key in ("adwin 1", "otelml 1")
+        matched_row(results, total, "oracle", ORACLE_THRESHOLDS, key, horizon_rows) for key in ("adwin 1", "otelml 1")
     ]
-    summary["sweep"] = [
-        (
-            float(h),
-            alarms / total["windows"] * 1e4,
-            delay_summary([r["otelml sweep"][i] for r in results], horizon_rows)[0],
-        )
-        for i, (h, alarms) in enumerate(zip(SINGLE_SWEEP, total["otelml sweep"]))
-    ]
+    summary["sweep"] = sweep_summary(SINGLE_SWEEP, total, [r["otelml sweep"] for r in results], horizon_rows)
     print_table(
         "3. Peers on single-feature streams: false alarms per 10k windows, median delay in rows (share detected)",
         ["detector", "FA/10k", *[c[0] for c in CHANGES]],
@@ -802,18 +800,16 @@ def table_peers(pool, plan: Plan, false_alarms: dict, alibi: dict | None = None)
     return summary
 
 
-def matched_row(results: list, total: dict, name: str, thresholds: np.ndarray, key: str, horizon_rows: int):
+def matched_row(results: list, total: dict, name: str, thresholds: np.ndarray, key: str, horizon_rows: int) -> list:
     """Detector ``name`` (run at every one of ``thresholds``) at the lowest threshold that had no more false alarms
-    than the detector ``key``: a comparison at equal false alarms. Returns the table row and (median delay, false
-    alarms per 10k windows, ln threshold)."""
+    than the detector ``key``: a comparison at equal false alarms."""
     fewer = total[name] <= total[key]
     t = int(np.argmax(fewer)) if fewer.any() else thresholds.size - 1
-    median, share, text = delay_summary([r[name][t] for r in results], horizon_rows)
+    _, share, text = delay_summary([r[name][t] for r in results], horizon_rows)
     what = f"oracle CUSUM knowing +{ORACLE_SHIFT} sd" if name == "oracle" else "otelml DriftDetector"
     label = f"{what} (ln threshold {thresholds[t]:.2f})"
     cells = [f"{text} ({share:.0%})" if (shift, ratio) == (ORACLE_SHIFT, 1.0) else "-" for _, shift, ratio in CHANGES]
-    rate = total[name][t] / total["windows"] * 1e4
-    return [label, f"{rate:.2f}", *cells], (median, rate, float(thresholds[t]))
+    return [label, f"{total[name][t] / total['windows'] * 1e4:.2f}", *cells]
 
 
 # --- table 4: drift shipped inside PyPI packages ------------------------------------------------------------------
