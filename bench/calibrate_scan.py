@@ -52,20 +52,27 @@ def main(argv=None) -> int:
     parser.add_argument("--reference-windows", type=float, default=float("inf"))
     parser.add_argument("--seed", type=int, default=20_251_122)
     args = parser.parse_args(argv)
+    per_stream = int(args.windows // max(args.streams, 1))
+    if args.streams < 1 or per_stream < 2 * scan.LOOKBACK:
+        parser.error(f"--streams must be at least 1 and --windows at least {2 * scan.LOOKBACK} per stream")
+    if not args.reference_windows > 0:
+        parser.error("--reference-windows must be positive")
     started = time.perf_counter()
-    per_stream = int(args.windows // args.streams)
     alarms = crossings(args.streams, per_stream, args.reference_windows, args.seed)
     total = per_stream * args.streams
     kappa = np.log(np.maximum(alarms, 1) / total) + LEVELS
     fit = (LEVELS >= FIT_FROM) & (alarms >= 20)  # enough alarms to estimate a rate
-    k1, k0 = np.polyfit(np.log(LEVELS[fit]), kappa[fit], 1)
     print(f"look-back {scan.LOOKBACK} windows, {total:.3g} stream-windows, reference {args.reference_windows} windows")
-    print(f"fit from h = {FIT_FROM:g}: K0 = {k0:.3f}, K1 = {k1:.3f} (in use: K0 = {scan.K0}, K1 = {scan.K1})")
+    if fit.sum() >= 2:
+        k1, k0 = np.polyfit(np.log(LEVELS[fit]), kappa[fit], 1)
+        fitted = np.exp(k0 + k1 * np.log(LEVELS))
+        print(f"fit from h = {FIT_FROM:g}: K0 = {k0:.3f}, K1 = {k1:.3f} (in use: K0 = {scan.K0}, K1 = {scan.K1})")
+    else:
+        fitted = np.full(LEVELS.size, np.nan)
+        print(f"too few levels from h = {FIT_FROM:g} with 20 alarms or more to fit: run more windows")
     print("     h   alarms  rate x e^h   fit   in use")
-    for h, a, k in zip(LEVELS, alarms, kappa):
-        print(
-            f"  {h:4.1f} {a:8d} {np.exp(k):10.3f} {np.exp(k0 + k1 * np.log(h)):6.3f} {np.exp(h - scan.log_arl(h)):8.3f}"
-        )
+    for h, a, k, f in zip(LEVELS, alarms, kappa, fitted):
+        print(f"  {h:4.1f} {a:8d} {np.exp(k):10.3f} {f:6.3f} {np.exp(h - scan.log_arl(h)):8.3f}")
     print(f"{time.perf_counter() - started:.0f} s")
     return 0
 

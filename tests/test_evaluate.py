@@ -77,3 +77,14 @@ def test_the_scan_calibration_reruns_and_agrees_with_the_constants_in_use():
     ]
     assert len(checked) >= 6, result.stdout
     assert all(0.7 <= ratio <= 1.3 for _, ratio in checked), checked
+
+
+def test_the_scan_calibration_refuses_runs_too_small_to_mean_anything():
+    for args, message in [
+        (["--windows", "10", "--streams", "100"], "at least 256 per stream"),
+        (["--windows", "2e5", "--streams", "100", "--reference-windows", "-5"], "--reference-windows must be positive"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "bench/calibrate_scan.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 2 and message in result.stderr, result.stderr
