@@ -434,6 +434,21 @@ def test_drift_injected_through_the_sdk_raises_an_alarm_naming_the_feature(serve
     assert detectors["confidence rule"]["value"] == pytest.approx(0.8)
 
 
+def test_the_confidence_rule_takes_its_threshold_and_minutes_from_the_analyzer_settings(server):
+    """Mean confidence 0.8 is fine under the default rule (below 0.7 for 5 minutes); with ``confidence_threshold``
+    0.9 and ``confidence_minutes`` of two one-second windows it alarms."""
+    s = server(window=1, lateness=0, confidence_threshold=0.9, confidence_minutes=2 / 60)
+    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)
+    predict = otelml.monitor(model="unsure", version="1")(lambda x: np.tile([0.2, 0.8], (len(x), 1)))
+    rows = np.zeros((50, 2))
+    try:
+        in_one_second_windows([lambda: predict(rows)] * 3, lambda: predict(rows[:1]))
+    finally:
+        otelml.shutdown()
+    alarms = [a for a in get(s, "/api/alarms")["alarms"] if a["detector"] == "confidence below threshold"]
+    assert alarms and alarms[0]["threshold"] == 0.9 and alarms[0]["details"]["windows needed"] == 2
+
+
 def test_a_new_version_that_answers_differently_raises_a_version_comparison_finding(server):
     s = server(window=1, lateness=0)
     otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)

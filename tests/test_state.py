@@ -1,5 +1,7 @@
 """The analyzer's pure state: deltas from cumulative streams, event-time windows, watermarks, caps, determinism."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -187,10 +189,39 @@ def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
     assert config.load(str(path)).drift_scan_share == 0
     for bad in ("1.5", '"half"', "true"):
         path.write_text(f"[analyzer]\ndrift_scan_share = {bad}\n")
-        with pytest.raises(ValueError, match="drift_scan_share must be a number in"):
+        with pytest.raises(ValueError, match="drift_scan_share must be a number"):
             config.load(str(path))
     with pytest.raises(ValueError, match="TLS needs both"):
         config.load(tls_cert="cert.pem")
+
+
+def test_every_analyzer_setting_is_checked_for_type_and_range(tmp_path):
+    """A wrong value stops the analyzer at start-up with the setting's name, instead of failing at the first window
+    that uses it (a text ``min_effect`` used to raise TypeError inside drift detection) or silently alarming all the
+    time (``false_alarm_days`` so small that ln A is negative)."""
+    from otelml.analyzer import config
+
+    path = tmp_path / "analyzer.toml"
+    for bad, message in [
+        ('min_effect = "large"', "min_effect must be a number, got 'large'"),
+        ('false_alarm_days = "30"', "false_alarm_days must be a number"),
+        ("false_alarm_days = 0.00001", "allows a false alarm every 0.0144 windows; it must be at least 10"),
+        ("baseline_windows = 0", "baseline_windows must be at least 1"),
+        ("baseline_windows = 2.5", "baseline_windows must be a whole number"),
+        ("warmup = true", "warmup must be a whole number"),
+        ("min_effect = -1", "min_effect must be at least 0"),
+        ("window = nan", "window must be finite"),
+        ("confidence_threshold = 1.5", "confidence_threshold must lie in"),
+        ("confidence_minutes = 0", "confidence_minutes must be positive"),
+        ("alert_resolve_windows = 0", "alert_resolve_windows must be at least 1"),
+        ("otlp_grpc = 4317", "otlp_grpc must be a string"),
+    ]:
+        path.write_text(f"[analyzer]\n{bad}\n")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            config.load(str(path))
+    path.write_text("[analyzer]\nconfidence_threshold = 0.9\nconfidence_minutes = 2\nwindow = 30\n")
+    loaded = config.load(str(path))
+    assert (loaded.confidence_threshold, loaded.confidence_minutes) == (0.9, 2)
 
 
 def test_the_analyzers_own_metrics_routed_back_by_a_collector_are_ignored():

@@ -12,6 +12,7 @@ limits go under ``[analyzer.limits]`` (or ``limits:``)::
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 
@@ -35,6 +36,8 @@ class AnalyzerConfig:
     min_effect: float = 0.05  # drift alarms need at least this W1/sd (or total variation for categories)
     drift_scan_share: float = 0.75  # input/output drift: the mean-shift scan's share of the false-alarm budget
     baseline_windows: int = 30  # windows a model version's own baseline takes (errors, latency, label mix, ...)
+    confidence_threshold: float = 0.7  # the confidence rule: mean confidence below this ...
+    confidence_minutes: float = 5.0  # ... for this many minutes of windows alarms
     alerts_endpoint: str | None = None  # OTLP endpoint for alert log records (else OTEL_EXPORTER_OTLP_*_ENDPOINT)
     alerts_protocol: str | None = None  # grpc or http/protobuf (else OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL)
     alerts_min_severity: str = "info"  # info, warning, critical
@@ -51,18 +54,48 @@ class AnalyzerConfig:
         return StateConfig(self.window, self.lateness, self.idle_timeout, self.limits)
 
     def __post_init__(self):
+        for f in fields(self):
+            _check_type(f.name, f.type, getattr(self, f.name))
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both tls_cert and tls_key")
-        if self.warmup < 1 or self.max_inflight < 1 or self.checkpoint_interval <= 0 or self.false_alarm_days <= 0:
+        for name in ("warmup", "max_inflight", "baseline_windows", "alert_resolve_windows", "alert_update_windows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        for name in ("checkpoint_interval", "false_alarm_days", "confidence_minutes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        self.state_config()  # validates window, lateness, idle timeout
+        between = self.false_alarm_days * 86400 / self.window
+        if between < MIN_WINDOWS_PER_FALSE_ALARM:
             raise ValueError(
-                "warmup and max_inflight must be at least 1; checkpoint_interval, false_alarm_days positive"
+                f"false_alarm_days = {self.false_alarm_days!r} at window = {self.window!r} s allows a false alarm "
+                f"every {between:.3g} windows; it must be at least {MIN_WINDOWS_PER_FALSE_ALARM}"
             )
-        share = self.drift_scan_share
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
-            raise ValueError(f"drift_scan_share must be a number in [0, 1], got {share!r}")
+        if self.min_effect < 0:
+            raise ValueError(f"min_effect must be at least 0, got {self.min_effect!r}")
+        if not 0.0 <= self.drift_scan_share <= 1.0:
+            raise ValueError(f"drift_scan_share must be a number in [0, 1], got {self.drift_scan_share!r}")
+        if not 0.0 < self.confidence_threshold <= 1.0:
+            raise ValueError(f"confidence_threshold must lie in (0, 1], got {self.confidence_threshold!r}")
         if self.alerts_format not in ("text", "ocsf"):
             raise ValueError(f"alerts_format must be 'text' or 'ocsf', got {self.alerts_format!r}")
-        self.state_config()  # validates window, lateness, idle timeout
+
+
+MIN_WINDOWS_PER_FALSE_ALARM = 10  # a smaller A makes every detector's threshold meaningless (ln A near or below 0)
+_KINDS = {"float": ((int, float), "a number"), "int": ((int,), "a whole number"), "str": ((str,), "a string")}
+
+
+def _check_type(name: str, annotation: str, value) -> None:
+    """ValueError unless ``value`` fits the setting's annotation (``float``, ``int``, ``str``, optionally ``| None``;
+    booleans are not numbers, and numbers must be finite)."""
+    kind = annotation.removesuffix(" | None")
+    if kind not in _KINDS or (value is None and annotation.endswith("| None")):
+        return
+    types, text = _KINDS[kind]
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise ValueError(f"{name} must be {text}, got {value!r}")
+    if kind == "float" and not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
 
 
 def _read_file(path: str) -> dict:

@@ -54,13 +54,23 @@ class Detection:
         min_effect: float = 0.05,
         baseline_windows: int = 30,
         drift_scan_share: float = 0.75,
+        confidence_threshold: float = 0.7,
+        confidence_minutes: float = 5.0,
     ):
         self.window_s = window_s
         self.false_alarm_days = false_alarm_days
         self.min_effect = min_effect
         self.baseline_windows = baseline_windows
         self.drift_scan_share = drift_scan_share
-        self.settings = (window_s, false_alarm_days, min_effect, baseline_windows, drift_scan_share)
+        self.confidence_rule = (confidence_threshold, confidence_minutes)
+        self.settings = (
+            window_s,
+            false_alarm_days,
+            min_effect,
+            baseline_windows,
+            drift_scan_share,
+            *self.confidence_rule,
+        )
         self._detectors: dict = {}  # (model, version) -> {label: Detector}
         self.latest: dict = {}  # (model, version) -> {label: Finding}
         self.alarms: deque = deque(maxlen=MAX_ALARMS)
@@ -98,7 +108,7 @@ class Detection:
                 "accuracy": AccuracyDetector(sequential),
                 "class metrics": ClassMetricsDetector(sequential),
                 "latency": LatencyDetector(sequential),
-                "confidence rule": ConfidenceRule(window_s=self.window_s),
+                "confidence rule": ConfidenceRule(*self.confidence_rule, window_s=self.window_s),
                 "availability": AvailabilityDetector(sequential),
                 "throughput": ThroughputDetector(sequential),
             }

@@ -76,6 +76,8 @@ class Analyzer:
             self.config.min_effect,
             self.config.baseline_windows,
             self.config.drift_scan_share,
+            self.config.confidence_threshold,
+            self.config.confidence_minutes,
         )
         if self.detection is None or self.detection.settings != settings:
             self.detection = Detection(*settings)
