@@ -36,6 +36,7 @@ from .detectors import (
     LowConfidenceDetector,
     LowMarginDetector,
     SequentialConfig,
+    SlowCallsDetector,
     ThroughputDetector,
 )
 from .detectors.base import CRITICAL, INTEGRITY
@@ -108,6 +109,7 @@ class Detection:
                 "accuracy": AccuracyDetector(sequential),
                 "class metrics": ClassMetricsDetector(sequential),
                 "latency": LatencyDetector(sequential),
+                "slow calls": SlowCallsDetector(sequential),
                 "confidence rule": ConfidenceRule(*self.confidence_rule, window_s=self.window_s),
                 "availability": AvailabilityDetector(sequential),
                 "throughput": ThroughputDetector(sequential),

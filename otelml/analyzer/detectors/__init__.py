@@ -15,6 +15,7 @@ from .degradation import (
     LowConfidenceDetector,
     LowMarginDetector,
     SequentialConfig,
+    SlowCallsDetector,
 )
 from .drift import DriftConfig, DriftDetector
 from .edetector import EDetectorConfig, FeatureEDetector
@@ -32,6 +33,7 @@ REGISTRY = {
         AccuracyDetector,
         ClassMetricsDetector,
         LatencyDetector,
+        SlowCallsDetector,
         ConfidenceRule,
         AvailabilityDetector,
         ThroughputDetector,
@@ -50,6 +52,7 @@ __all__ = [
     "LowConfidenceDetector",
     "LowMarginDetector",
     "SequentialConfig",
+    "SlowCallsDetector",
     "ThroughputDetector",
     "Detector",
     "DriftConfig",

@@ -327,7 +327,8 @@ def classification_metrics(outcomes: dict, only=None) -> dict:
 class LatencyDetector(Detector):
     """Inference latency changing against the baseline period: the calibrated distribution e-detector on the
     ``otelml.inference.duration`` histogram of successful calls; p50/p95/p99 now and in the baseline in the details.
-    Alarms only when the p95 also rose by at least ``min_increase`` (relative)."""
+    Alarms only when the p50, p95 or p99 also rose by at least ``min_increase`` (relative); a slow tail of a few
+    percent of calls is ``SlowCallsDetector``'s."""
 
     name = "latency"
     kind = PERFORMANCE
@@ -365,7 +366,9 @@ class LatencyDetector(Detector):
         base = self._baseline[0]
         now = {f"p{q}": histogram.quantile(live, q / 100) for q in (50, 95, 99)}
         then = {f"baseline p{q}": histogram.quantile(base, q / 100) for q in (50, 95, 99)}
-        increase = now["p95"] / then["baseline p95"] - 1 if then["baseline p95"] > 0 else 0.0
+        increases = {q: now[q] / then[f"baseline {q}"] - 1 for q in now if then[f"baseline {q}"] > 0}
+        largest = max(increases, key=increases.get, default="p95")
+        increase = increases.get(largest, 0.0)
         threshold = self.config.log_threshold
         alarm = value >= threshold and increase >= self.min_increase
         finding = self._evidence(
@@ -373,7 +376,7 @@ class LatencyDetector(Detector):
             value,
             threshold,
             alarm,
-            "p95 relative increase",
+            f"{largest} relative increase",
             increase,
             WARNING if alarm else "info",
             {**now, **then},
@@ -381,6 +384,72 @@ class LatencyDetector(Detector):
         if alarm:
             self._detector.reset()
         return [finding]
+
+
+class SlowCallsDetector(_RateDetector):
+    """Successful calls slower than the baseline's p99 (``otelml.inference.duration``) becoming more common: a slow
+    tail, a few percent of calls many times slower, that moves neither the p95 nor the whole distribution much.
+
+    Statistic: the share of calls in buckets at or above the cut, the upper bound of the baseline's bucket that holds
+    its p99 (so at most 1% of baseline calls lie above it), tested with ``RateIncrease`` against the baseline's share
+    guarded by its upper confidence bound; alarm at ``ln A``, so false alarms come at most once per ``A`` windows on
+    average while the baseline holds (Waudby-Smith & Ramdas 2024, "Estimating means of bounded random variables by
+    betting", JRSS B). A window at a coarser histogram scale counts only its buckets wholly above the cut: fewer slow
+    calls, never more.
+
+    Example:
+        >>> import numpy as np
+        >>> from .synthetic import window
+        >>> rng = np.random.default_rng(0)
+        >>> det = SlowCallsDetector(SequentialConfig(false_alarm_days=1, window_s=86.4, baseline_windows=5))
+        >>> for i in range(5):
+        ...     _ = det.update(window(i, durations=rng.lognormal(-4, 0.3, 500)), None)
+        >>> tail = [det.update(window(5 + i, durations=rng.lognormal(-4, 0.3, 500) * np.where(
+        ...     rng.uniform(size=500) < 0.03, 10, 1)), None)[0] for i in range(10)]
+        >>> any(f.alarm for f in tail)
+        True
+    """
+
+    name = "slow calls"
+    tail_share = 0.01  # the cut is the baseline's (1 - tail_share) quantile, rounded up to a bucket bound
+
+    def reset(self) -> None:
+        super().reset()
+        self._cut = None
+        self._seen: list = []  # the baseline windows' histograms until the cut is set
+
+    @classmethod
+    def _unit_test_window(cls, rng, index, changed):
+        from .synthetic import window
+
+        slow = np.where(rng.uniform(size=400) < (0.05 if changed else 0.0), 10.0, 1.0)
+        return window(index, durations=rng.lognormal(math.log(0.02), 0.3, 400) * slow)
+
+    def _count(self, window):
+        live = _successful_durations(window)
+        if live is None or live.count == 0:
+            return 0.0, 0.0
+        lower, _, counts = live.buckets()
+        return float(counts[lower >= self._cut].sum()), float(live.count)
+
+    def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
+        if self._cut is not None:
+            return super().update(window, reference)
+        live = _successful_durations(window)
+        if live is not None and live.count > 0:
+            self._seen.append(live)
+        if len(self._seen) >= self.config.baseline_windows:
+            base = histogram.merge_all(self._seen)
+            _, upper, counts = base.buckets()
+            above = base.count - np.cumsum(counts)  # calls above each bucket's upper bound
+            at = int(np.argmax(above <= self.tail_share * base.count))
+            self._cut, self._seen = float(upper[at]), []
+            self._baseline = [float(above[at]), float(base.count), self.config.baseline_windows]
+            self._test = RateIncrease(upper_bound(above[at], base.count))
+        return []
+
+    def _details(self, window: ClosedWindow) -> dict:
+        return {"slower than (s)": self._cut}
 
 
 def _successful_durations(window: ClosedWindow):
