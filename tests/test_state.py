@@ -229,3 +229,47 @@ def test_the_analyzers_own_metrics_routed_back_by_a_collector_are_ignored():
     own = StreamKey((), semconv.ANALYZER_SCOPE_NAME, semconv.METRIC_ANALYZER_DRIFT_SCORE, ((semconv.MODEL_NAME, "m"),))
     applied = apply(st, Point(own, "gauge", T0, T0 + S, False, 3.5))
     assert applied.accepted == 0 and st.counts["ignored"] == 1 and st.models == {}
+
+
+def test_findings_show_example_calls_of_what_they_saw():
+    """A window keeps the newest exemplars of every stream; a finding's example calls are distinct, and the ones
+    that show what its detector saw come first: the slowest calls for latency, failed calls for the error rate, the
+    named feature's calls for drift."""
+    import pickle
+
+    from otelml.analyzer.detectors import ErrorRateDetector, InputRangeDetector, LatencyDetector
+    from otelml.analyzer.points import Exemplar
+    from otelml.analyzer.windows import Window
+
+    window = Window(0, 60 * 10**9)
+
+    def add(metric, extra, trace, value):
+        exemplar = Exemplar(trace * 32, trace * 16, 1, value)
+        window.add(Point(StreamKey((), "otelml", metric, extra), "sum", 0, 1, False, 1, exemplars=(exemplar,)), extra)
+
+    duration, failed = semconv.METRIC_DURATION, ((semconv.ERROR_TYPE, "Timeout"),)
+    for trace, value in (("9", 5.0), ("a", 0.02), ("b", 0.9), ("c", 0.03)):  # the stream keeps b and c
+        add(duration, (), trace, value)
+    add(duration, failed, "d", 0.01)
+    for i, trace in enumerate("efgh"):
+        add(semconv.METRIC_FEATURE_VALUE, ((semconv.FEATURE_NAME, f"x{i % 2}"),), trace, float(i))
+    add(semconv.METRIC_FEATURE_VALUE, ((semconv.FEATURE_NAME, "x1"),), "b", 7.0)  # one call, several streams
+    closed = window.close("m", "1", "watermark")
+
+    def shown(detector, **fields):
+        finding = detector._finding(closed, statistic="s", value=1.0, threshold=1.0, alarm=True, **fields)
+        assert len(set(finding.trace_ids)) == len(finding.trace_ids) <= 3
+        return [trace[0] for trace, _ in finding.trace_ids]
+
+    assert shown(LatencyDetector(), feature=None) == ["b", "c", "d"]
+    assert shown(ErrorRateDetector(), feature=None)[0] == "d"
+    assert shown(InputRangeDetector(), feature="x1")[:2] == ["b", "h"]
+    assert shown(InputRangeDetector(), feature=None, details={"features": ["x0"]})[:2] == ["g", "e"]
+
+    old = Window(0, 60 * 10**9)
+    old.exemplars = [Exemplar("e" * 32, "e" * 16, 1, 1.0)]  # a checkpoint from before exemplars were kept per stream
+    restored = pickle.loads(pickle.dumps(old))
+    restored.add(
+        Point(StreamKey((), "otelml", duration, ()), "sum", 0, 1, False, 1, exemplars=closed.exemplars[0][2:]), ()
+    )
+    assert [e[0] for e in restored.close("m", "1", "watermark").exemplars] == [None, duration]

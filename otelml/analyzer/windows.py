@@ -12,7 +12,13 @@ from .. import histogram
 from .points import ExplicitHistogram, Point
 
 _COMPACT_AT = 64
-MAX_EXEMPLARS = 8
+MAX_EXEMPLARS = 64  # per window: (metric, extra attributes, exemplar), at most EXEMPLARS_PER_STREAM per stream
+EXEMPLARS_PER_STREAM = 2
+
+
+def _exemplars_of_old(exemplars) -> list:
+    """Windows checkpointed before exemplars were kept per stream held bare exemplars, of no known stream."""
+    return [e if isinstance(e, tuple) else (None, (), e) for e in exemplars]
 
 
 def window_index(time_unix_nano: int, window_ns: int) -> int:
@@ -29,7 +35,7 @@ class Window:
     explicit: dict = field(default_factory=dict)  # (metric, extra attributes) -> ExplicitHistogram
     counters: dict = field(default_factory=dict)  # (metric, extra attributes) -> number
     gauges: dict = field(default_factory=dict)  # (metric, extra attributes) -> last value
-    exemplars: list = field(default_factory=list)
+    exemplars: list = field(default_factory=list)  # (metric, extra attributes, Exemplar), newest last
     points: int = 0
 
     def add(self, point: Point, extra: tuple) -> str | None:
@@ -48,10 +54,23 @@ class Window:
             reason = self._add_explicit(key, point.value)
             if reason:
                 return reason
-        if point.exemplars and len(self.exemplars) < MAX_EXEMPLARS:
-            self.exemplars.append(point.exemplars[-1])
+        if point.exemplars:
+            self._keep_exemplar(key, point.exemplars[-1])
         self.points += 1
         return None
+
+    def __setstate__(self, state: dict) -> None:
+        state["exemplars"] = _exemplars_of_old(state.get("exemplars", []))
+        self.__dict__.update(state)
+
+    def _keep_exemplar(self, key: tuple, exemplar) -> None:
+        """Keep the newest few exemplars of each stream, up to MAX_EXEMPLARS in the window."""
+        mine = [i for i, (m, extra, _) in enumerate(self.exemplars) if (m, extra) == key]
+        if len(mine) >= EXEMPLARS_PER_STREAM:
+            del self.exemplars[mine[0]]
+        elif len(self.exemplars) >= MAX_EXEMPLARS:
+            return
+        self.exemplars.append((*key, exemplar))
 
     def _add_explicit(self, key, value: ExplicitHistogram) -> str | None:
         current = self.explicit.get(key)
@@ -96,9 +115,13 @@ class ClosedWindow:
     explicit: dict
     counters: dict
     gauges: dict
-    exemplars: tuple
+    exemplars: tuple  # (metric, extra attributes, Exemplar)
     points: int
     closed_by: str  # "watermark" (the model's own data moved past it) or "idle" (the model went quiet)
+
+    def __setstate__(self, state: dict) -> None:
+        state["exemplars"] = tuple(_exemplars_of_old(state.get("exemplars", ())))
+        self.__dict__.update(state)
 
     def counter(self, metric: str) -> float:
         """Total of a counter over all its attribute sets."""

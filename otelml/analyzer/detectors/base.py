@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ... import semconv
 from ..references import Reference
 from ..windows import ClosedWindow
 
@@ -47,10 +48,14 @@ class Finding:
 
 
 class Detector:
-    """Base class: subclasses set ``name`` and ``kind`` and implement ``update`` and ``reset``."""
+    """Base class: subclasses set ``name`` and ``kind`` and implement ``update`` and ``reset``; ``example_metric``
+    and ``example_order`` choose the example calls of their findings (``examples``)."""
 
     name = "detector"
     kind = DRIFT
+    example_metric: str | None = None  # the histogram whose exemplars best show what the detector saw
+    example_match: dict = {}  # attributes the example's stream must have: a value, or None for any value
+    example_order = 0  # 1: its largest values first (slow calls), -1: its smallest (low confidence), 0: newest
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
         raise NotImplementedError
@@ -104,7 +109,9 @@ class Detector:
         )
 
     def _finding(self, window: ClosedWindow, **fields) -> Finding:
-        trace_ids = tuple((e.trace_id, e.span_id) for e in window.exemplars if e.trace_id)[:3]
+        feature = fields.get("feature") or next(iter(fields.get("details", {}).get("features", [])), None)
+        match = {**self.example_match, **({semconv.FEATURE_NAME: feature} if feature else {})}
+        trace_ids = examples(window.exemplars, self.example_metric, match, self.example_order)
         return Finding(
             kind=self.kind,
             detector=self.name,
@@ -115,3 +122,31 @@ class Detector:
             trace_ids=trace_ids,
             **fields,
         )
+
+
+def examples(exemplars, metric: str | None, match: dict, order: int = 0, at_most: int = 3) -> tuple:
+    """Up to ``at_most`` distinct (trace id, span id) pairs of a window's exemplars (``(metric, extra attributes,
+    exemplar)``): those of ``metric`` whose stream has the attributes ``match`` (a value, or None for any) first, in
+    ``order`` of their values, then the rest of ``metric``'s, then the others, newest first.
+
+    Example:
+        >>> from ..points import Exemplar
+        >>> calls = [("d", (), Exemplar("a" * 32, "1" * 16, 1, 0.02)), ("d", (), Exemplar("b" * 32, "2" * 16, 2, 0.9)),
+        ...          ("c", (), Exemplar("a" * 32, "1" * 16, 1, 0.7))]
+        >>> [t[0][0] for t in examples(calls, "d", {}, order=1)]
+        ['b', 'a']
+    """
+
+    def rank(item):
+        position, (m, extra, e) = item
+        attributes = dict(extra)
+        fits = all(k in attributes if v is None else attributes.get(k) == v for k, v in match.items())
+        value = e.value if e.value is not None and order else 0.0
+        return (not (m == metric and fits), m != metric, -order * value, -position)
+
+    chosen: list = []
+    for _, (_, _, e) in sorted(enumerate(exemplars), key=rank):
+        pair = (e.trace_id, e.span_id)
+        if e.trace_id and pair not in chosen:
+            chosen.append(pair)
+    return tuple(chosen[:at_most])

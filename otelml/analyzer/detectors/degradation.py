@@ -99,6 +99,7 @@ class ErrorRateDetector(_RateDetector):
     """Failed calls per call (``otelml.inference.calls`` with ``error.type``) rising above the baseline."""
 
     name = "error rate"
+    example_metric, example_match = semconv.METRIC_DURATION, {semconv.ERROR_TYPE: None}  # failed calls
 
     def _count(self, window):
         errors = sum(v for (m, extra), v in window.counters.items() if m == semconv.METRIC_CALLS and extra)
@@ -118,6 +119,7 @@ class LowConfidenceDetector(_RateDetector):
 
     name = "low confidence"
     metric = semconv.METRIC_CONFIDENCE
+    example_metric, example_order = semconv.METRIC_CONFIDENCE, -1  # the least confident calls
     default_threshold = 0.6
 
     def __init__(self, config: SequentialConfig = SequentialConfig(), threshold: float | None = None):
@@ -332,6 +334,7 @@ class LatencyDetector(Detector):
 
     name = "latency"
     kind = PERFORMANCE
+    example_metric, example_order = semconv.METRIC_DURATION, 1  # the slowest calls
 
     def __init__(self, config: SequentialConfig = SequentialConfig(), min_increase: float = 0.1):
         self.config = config
@@ -411,6 +414,7 @@ class SlowCallsDetector(_RateDetector):
     """
 
     name = "slow calls"
+    example_metric, example_order = semconv.METRIC_DURATION, 1
     tail_share = 0.01  # the cut is the baseline's (1 - tail_share) quantile, rounded up to a bucket bound
 
     def reset(self) -> None:
@@ -467,6 +471,7 @@ class ConfidenceRule(Detector):
     window_s: float = 60.0
     name = "confidence below threshold"
     kind = PERFORMANCE
+    example_metric, example_order = semconv.METRIC_CONFIDENCE, -1
 
     def __post_init__(self):
         self.reset()

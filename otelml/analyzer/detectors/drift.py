@@ -72,6 +72,10 @@ class DriftDetector(Detector):
         self._since_zero: dict = {}  # name -> [live histograms since the statistic was last <= 0]
         self._reference_hash = None
 
+    @property
+    def example_metric(self) -> str:
+        return self.config.metric  # example calls: the drifted feature's (or the output's) exemplars
+
     def reset(self) -> None:
         if self._bank is not None:
             self._bank.reset()

@@ -45,6 +45,7 @@ class InputRangeDetector(Detector):
     """Feature values outside the reference's range, or non-finite, more often than before."""
 
     name = "input range"
+    example_metric = semconv.METRIC_FEATURE_VALUE
     kind = INTEGRITY
 
     def __init__(self, config: SequentialConfig | None = None):
