@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from otelml import histogram, semconv
+from otelml.analyzer.alerts import detector_label
 from otelml.analyzer.detectors import (
     REGISTRY,
     AccuracyDetector,
@@ -379,27 +380,39 @@ def test_a_model_that_stops_reporting_alarms_at_once_and_quiet_traffic_does_not(
     assert run_rate(detector, [synthetic.window(500, calls=0)]) == 1
 
 
-def test_integrity_outputs_moving_while_inputs_stay_point_at_the_model():
+@pytest.mark.parametrize("output", ["confidence", "predictions"])
+def test_integrity_outputs_moving_while_inputs_stay_point_at_the_model(output):
+    """Classifiers (their confidence: output drift) and regression or scoring models (their predicted values:
+    prediction drift) alike."""
     from otelml.analyzer.detection import Detection
+
+    def outputs(rng, rows, moved):
+        if output == "confidence":
+            return rng.beta(3, 1, rows) if moved else rng.beta(9, 1, rows)
+        return rng.normal(0.5 if moved else 0.0, 1.0, rows)
 
     def run(inputs_shift, seed):
         rng = np.random.default_rng(seed)
-        base = synthetic.window(0, features=rng.normal(size=(100_000, 3)), confidence=rng.beta(9, 1, 100_000))
+        base = synthetic.window(0, features=rng.normal(size=(100_000, 3)), **{output: outputs(rng, 100_000, False)})
         ref = Reference("m", "1", base.histograms, "test", 100_000)
         detection = Detection(window_s=60)
-        kinds = set()
+        kinds, detectors = set(), set()
         for t in range(30):
             late = t >= 10
             w = synthetic.window(
                 t,
                 features=rng.normal(inputs_shift if late else 0.0, 1, size=(300, 3)),
-                confidence=rng.beta(3, 1, 300) if late else rng.beta(9, 1, 300),
+                **{output: outputs(rng, 300, late)},
             )
-            kinds |= {f.kind for f in detection.on_window(w, ref) if f.alarm}
-        return kinds
+            alarms = [f for f in detection.on_window(w, ref) if f.alarm]
+            kinds |= {f.kind for f in alarms}
+            detectors |= {detector_label(f.detector, f.details.get("metric", "")) for f in alarms}
+        return kinds, detectors
 
-    assert "integrity" in run(0.0, 1)  # a swapped model: same inputs, different confidence
-    assert "integrity" not in run(1.0, 2) and "drift" in run(1.0, 2)  # the world changed: plain drift
+    kinds, detectors = run(0.0, 1)  # a swapped model: same inputs, different outputs
+    assert "integrity" in kinds and ("output drift" if output == "confidence" else "prediction drift") in detectors
+    kinds, _ = run(1.0, 2)
+    assert "integrity" not in kinds and "drift" in kinds  # the world changed: plain drift
 
 
 def test_label_mix_false_alarms_and_a_flip():

@@ -209,6 +209,7 @@ def detector_label(detector: str, signal: str) -> str:
     labels = {
         ("drift", ""): "input drift",
         ("drift", semconv.METRIC_CONFIDENCE): "output drift",
+        ("drift", semconv.METRIC_PREDICTION_VALUE): "prediction drift",
         ("category drift", "labels"): "label mix",
         ("category drift", "features"): "category drift",
     }

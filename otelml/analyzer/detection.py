@@ -2,8 +2,10 @@
 
 Each model version gets its own detector instances; their state travels in the analyzer's checkpoints:
 
-- input drift (feature histograms) and output drift (confidence histogram) against the pinned reference;
-- error rate, low confidence, accuracy from late ground truth, latency and availability against the version's own
+- input drift (feature histograms), output drift (confidence histogram) and prediction drift (the predicted values
+  of regression and scoring models) against the pinned reference;
+- error rate, low confidence, accuracy from late ground truth, latency, slow calls and availability against the
+  version's own
   baseline period; the "mean confidence below X for N minutes" rule;
 - label mix and categorical-feature drift against the version's baseline period;
 - integrity, derived from the drift detectors: the outputs moved (output drift or label mix alarmed) while the inputs
@@ -44,7 +46,8 @@ from .references import Reference
 from .windows import ClosedWindow
 
 MAX_ALARMS = 1000
-INPUT_DRIFT, OUTPUT_DRIFT, LABEL_MIX = "input drift", "output drift", "label mix"
+INPUT_DRIFT, OUTPUT_DRIFT, PREDICTION_DRIFT, LABEL_MIX = "input drift", "output drift", "prediction drift", "label mix"
+OUTPUTS = (semconv.METRIC_CONFIDENCE, semconv.METRIC_PREDICTION_VALUE)  # output drift, prediction drift
 
 
 class Detection:
@@ -92,29 +95,31 @@ class Detection:
     def _for(self, model: str, version: str) -> dict:
         found = self._detectors.get((model, version))
         if found is None:
-            sequential = SequentialConfig(
-                false_alarm_days=self.false_alarm_days, window_s=self.window_s, baseline_windows=self.baseline_windows
-            )
-            found = self._detectors[(model, version)] = {
-                INPUT_DRIFT: self._drift(),
-                OUTPUT_DRIFT: self._drift(metric=semconv.METRIC_CONFIDENCE),
-                LABEL_MIX: CategoryDriftDetector(source="labels", config=sequential, min_effect=self.min_effect),
-                "category drift": CategoryDriftDetector(
-                    source="features", config=sequential, min_effect=self.min_effect
-                ),
-                "input range": InputRangeDetector(sequential),
-                "error rate": ErrorRateDetector(sequential),
-                "low confidence": LowConfidenceDetector(sequential),
-                "low margin": LowMarginDetector(sequential),
-                "accuracy": AccuracyDetector(sequential),
-                "class metrics": ClassMetricsDetector(sequential),
-                "latency": LatencyDetector(sequential),
-                "slow calls": SlowCallsDetector(sequential),
-                "confidence rule": ConfidenceRule(*self.confidence_rule, window_s=self.window_s),
-                "availability": AvailabilityDetector(sequential),
-                "throughput": ThroughputDetector(sequential),
-            }
+            found = self._detectors[(model, version)] = self._new_detectors()
         return found
+
+    def _new_detectors(self) -> dict:
+        sequential = SequentialConfig(
+            false_alarm_days=self.false_alarm_days, window_s=self.window_s, baseline_windows=self.baseline_windows
+        )
+        return {
+            INPUT_DRIFT: self._drift(),
+            OUTPUT_DRIFT: self._drift(metric=semconv.METRIC_CONFIDENCE),
+            PREDICTION_DRIFT: self._drift(metric=semconv.METRIC_PREDICTION_VALUE),
+            LABEL_MIX: CategoryDriftDetector(source="labels", config=sequential, min_effect=self.min_effect),
+            "category drift": CategoryDriftDetector(source="features", config=sequential, min_effect=self.min_effect),
+            "input range": InputRangeDetector(sequential),
+            "error rate": ErrorRateDetector(sequential),
+            "low confidence": LowConfidenceDetector(sequential),
+            "low margin": LowMarginDetector(sequential),
+            "accuracy": AccuracyDetector(sequential),
+            "class metrics": ClassMetricsDetector(sequential),
+            "latency": LatencyDetector(sequential),
+            "slow calls": SlowCallsDetector(sequential),
+            "confidence rule": ConfidenceRule(*self.confidence_rule, window_s=self.window_s),
+            "availability": AvailabilityDetector(sequential),
+            "throughput": ThroughputDetector(sequential),
+        }
 
     def on_window(
         self, window: ClosedWindow, reference: Reference | None, previous: Reference | None = None
@@ -147,9 +152,9 @@ class Detection:
         key = (window.model, window.version)
         detectors = self._versus.get(key)
         if detectors is None:
-            detectors = self._versus[key] = (self._drift(), self._drift(metric=semconv.METRIC_CONFIDENCE))
+            detectors = self._versus[key] = (self._drift(), *(self._drift(metric=m) for m in OUTPUTS))
         inputs = detectors[0].update(window, previous)
-        outputs = detectors[1].update(window, previous)
+        outputs = [f for d in detectors[1:] for f in d.update(window, previous)]
         return inputs[:1] + outputs  # the inputs' model-level finding first
 
     @staticmethod
@@ -159,10 +164,7 @@ class Detection:
                 f
                 for f in findings
                 if f.alarm
-                and (
-                    (f.feature is None and f.details.get("metric") == semconv.METRIC_CONFIDENCE)
-                    or f.details.get("source") == "labels"
-                )
+                and ((f.feature is None and f.details.get("metric") in OUTPUTS) or f.details.get("source") == "labels")
             ),
             None,
         )

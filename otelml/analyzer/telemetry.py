@@ -17,7 +17,7 @@ from .. import semconv
 from .._version import __version__
 
 OUTCOMES = ("received", "accepted", "rejected", "ignored", "late", "stale")
-DRIFT_DETECTORS = ("input drift", "output drift", "label mix", "category drift")
+DRIFT_DETECTORS = ("input drift", "output drift", "prediction drift", "label mix", "category drift")
 
 
 def instrument(analyzer, provider: MeterProvider) -> None:

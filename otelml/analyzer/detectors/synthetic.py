@@ -24,6 +24,7 @@ def window(
     features: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     margin: np.ndarray | None = None,
+    predictions: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     durations: np.ndarray | None = None,
     calls: int | None = None,
@@ -34,7 +35,7 @@ def window(
     window_ns: int = WINDOW_NS,
 ) -> ClosedWindow:
     """A closed window holding the given rows (features: rows x features, named x0, x1, ...), per-row confidence,
-    margin and predicted labels, per-call durations, ``calls`` successful calls (default: one per feature row) plus ``errors``
+    margin, predicted values (regression, scores) and predicted labels, per-call durations, ``calls`` successful calls (default: one per feature row) plus ``errors``
     failed ones, and ``outcomes`` {(predicted, true): count}."""
     histograms, counters = {}, {}
     rows = 0
@@ -50,6 +51,8 @@ def window(
         histograms[(semconv.METRIC_CONFIDENCE, ())] = histogram.from_values(confidence)
     if margin is not None:
         histograms[(semconv.METRIC_MARGIN, ())] = histogram.from_values(margin)
+    if predictions is not None:
+        histograms[(semconv.METRIC_PREDICTION_VALUE, ())] = histogram.from_values(predictions)
     if labels is not None:
         values, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
         for value, count in zip(values.tolist(), counts.tolist()):
