@@ -272,3 +272,40 @@ def test_changing_a_golden_reference_raises_an_integrity_alert(tmp_path, server,
         ("integrity", "reference guard", "warning"),
     ]
     assert all(a[semconv.MODEL_NAME] == "golden" for a in records) and s.analyzer.alerts.reference_events_seen > 0
+
+
+@pytest.mark.parametrize("also_the_hash_column", [False, True])
+def test_a_pinned_reference_edited_in_the_database_is_not_used_and_raises_a_critical_alert(
+    tmp_path, server, sink, also_the_hash_column
+):
+    """Someone rewrites the pinned reference's data in SQLite (and, the second time, its hash column to match): the
+    analyzer notices at its next look at the store, stops using the reference, and sends one critical alert."""
+    import pickle
+    import sqlite3
+
+    from otelml.analyzer.references import Reference, from_data
+
+    state_dir = str(tmp_path / "state")
+    build_reference(state_dir, tmp_path, model="golden")
+    db = sqlite3.connect(f"{state_dir}/otelml.sqlite3")
+    [(old_hash,)] = db.execute("SELECT hash FROM refs WHERE model = 'golden' AND status = 'pinned'").fetchall()
+    forged = from_data("golden", "1", ["x0", "x1", "x2"], np.random.default_rng(7).normal(3, 1, (1000, 3)), "forged")
+    forged = Reference(forged.model, forged.version, forged.histograms, "training data", 50_000)
+    new_hash = forged.hash if also_the_hash_column else old_hash
+    db.execute("UPDATE refs SET data = ?, hash = ? WHERE hash = ?", (pickle.dumps(forged), new_hash, old_hash))
+    db.commit()
+    db.close()
+    s = server(state_dir=state_dir, alerts_endpoint=sink.http_endpoint, alerts_protocol="http/protobuf")
+    assert sink.wait_for(lambda: len(alert_records(sink)) >= 1, 15)
+    [record] = alert_records(sink)
+    alert = attributes(record.attributes)
+    assert (alert[semconv.ALERT_DETECTOR], alert[semconv.ALERT_SEVERITY], alert[semconv.MODEL_NAME]) == (
+        "reference guard",
+        "critical",
+        "golden",
+    )
+    assert "changed in the store" in record.body.string_value and old_hash in record.body.string_value
+    assert s.analyzer.store.pinned("golden", "1") is None  # not used for detection
+    s.analyzer.tick()
+    time.sleep(0.5)
+    assert len(alert_records(sink)) == 1  # once

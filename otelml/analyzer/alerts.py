@@ -18,6 +18,12 @@ from .. import semconv
 from .detectors import Finding
 from .detectors.base import ADVERSARIAL
 
+REFERENCE_ACTIONS = {  # store events that raise a reference-guard alert, and how the alert puts them
+    "promoted": "the pinned reference was replaced: ",
+    "refused": "an attempt to overwrite the pinned reference was refused: ",
+    "tampered": "the pinned reference's data changed in the store and is no longer used: ",
+}
+
 SEVERITIES = {"info": 0, "warning": 1, "critical": 2}
 # OpenTelemetry severity numbers and texts (logs data model): INFO 9, WARN 13, ERROR 17
 _OTEL_SEVERITY = {"info": (9, "INFO"), "warning": (13, "WARN"), "critical": (17, "ERROR")}
@@ -66,20 +72,15 @@ class AlertBook:
     def reference_action(
         self, event_id: int, time_ns: int, model: str, version: str, action: str, detail: str
     ) -> AlertEvent:
-        """An integrity alert for a change to a pinned reference: ``promoted`` (an explicit replacement, warning)
-        or ``refused`` (an attempt to overwrite it, critical). One record, no life cycle."""
+        """An integrity alert for a change to a pinned reference: ``promoted`` (an explicit replacement, warning),
+        ``refused`` (an attempt to overwrite it, critical) or ``tampered`` (its data changed in the store, critical;
+        it is no longer used). One record, no life cycle."""
         self.reference_events_seen = max(self.reference_events_seen, event_id)
-        severity = "critical" if action == "refused" else "warning"
+        severity = "warning" if action == "promoted" else "critical"
         number, text = _OTEL_SEVERITY[severity]
         alert_id = str(uuid.uuid5(_NAMESPACE, f"reference event {event_id} {model} {version}"))
         body = (
-            f"integrity alert (reference guard): model {model} version {version}: "
-            + (
-                "an attempt to overwrite the pinned reference was refused: "
-                if action == "refused"
-                else "the pinned reference was replaced: "
-            )
-            + detail
+            f"integrity alert (reference guard): model {model} version {version}: " + REFERENCE_ACTIONS[action] + detail
         )
         attributes = {
             semconv.ALERT_ID: alert_id,

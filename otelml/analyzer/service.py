@@ -13,7 +13,7 @@ import threading
 import time
 
 from . import outbox, references, status_page
-from .alerts import AlertBook, detector_label
+from .alerts import REFERENCE_ACTIONS, AlertBook, detector_label
 from .attacks import FORMAT, CallerWatch
 from .config import AnalyzerConfig
 from .decode import decode_metrics, decode_traces
@@ -95,6 +95,7 @@ class Analyzer:
         self._pinned_cache: dict = {}
         self._previous: dict = {}  # (model, version) -> Reference of the previous version, or None
         self._store_version = self.store.data_version()
+        self._checked_version = None  # store version whose pinned references were last checked
         for mv in self.state.models.values():
             mv.history.extend(self.store.windows(mv.model, mv.version, self.config.limits.history))
         self._journal_position = upto
@@ -198,11 +199,17 @@ class Analyzer:
                     )
 
     def _reference_actions(self) -> None:
-        """Integrity alerts for changes to pinned references made since the last look (by the CLI, say)."""
+        """Integrity alerts for changes to pinned references made since the last look (by the CLI, say). Every
+        pinned reference is checked against its hash at start-up and whenever another process wrote to the store."""
+        current = self.store.data_version()
+        if current != self._checked_version:
+            self._checked_version = current
+            for model, version in self.store.pinned_versions():
+                self.store.pinned(model, version)  # records a ``tampered`` event if its data changed
         events = [
             self.alerts.reference_action(*row)
             for row in self.store.events(self.alerts.reference_events_seen)
-            if row[4] in ("promoted", "refused")
+            if row[4] in REFERENCE_ACTIONS
         ]
         if events and self.alert_endpoint:
             self.store.outbox_add([(e.event_id, outbox.encode(e, self.config.alerts_format)) for e in events])

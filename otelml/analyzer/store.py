@@ -7,7 +7,7 @@ What is kept:
   with the journal position it covers; restart = checkpoint + replay of the journal after it;
 - ``windows``: closed windows, the last ``history`` per model version;
 - ``refs``: references per model version and content hash, with status ``pinned`` or ``candidate``;
-- ``events``: actions on references (pinned, promoted), for audit;
+- ``events``: actions on references (stored, promoted, refused, tampered), for audit;
 - ``outbox``: alert records not yet delivered, in order, each with a stable event id.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being killed
@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 
-from .references import Reference
+from .references import Reference, content_hash
 from .windows import ClosedWindow
 
 logger = logging.getLogger("otelml.analyzer")
@@ -146,7 +146,7 @@ class Store:
     def add_reference(self, ref: Reference, status: str) -> str:
         """Store a reference as ``pinned`` (only if the version has none) or ``candidate``; returns its hash.
         A refused attempt to replace a pinned reference is recorded as a ``refused`` event."""
-        if status == PINNED and self.pinned(ref.model, ref.version) is not None:
+        if status == PINNED and self._run(lambda db: self._pinned_row(db, ref.model, ref.version)) is not None:
             self._refuse(ref.model, ref.version, f"pinning {ref.hash} over the pinned reference")
             raise ReferenceActionError(
                 f"{ref.model} {ref.version} already has a pinned reference; add this one as a candidate and "
@@ -166,11 +166,11 @@ class Store:
 
     def pin(self, model: str, version: str, ref_hash: str) -> None:
         """Pin a candidate when the version has no pinned reference yet."""
-        pinned = self.pinned(model, version)
+        pinned = self._run(lambda db: self._pinned_row(db, model, version))
         if pinned is not None:
-            self._refuse(model, version, f"pinning {ref_hash} over the pinned reference {pinned.hash}")
+            self._refuse(model, version, f"pinning {ref_hash} over the pinned reference {pinned[0]}")
             raise ReferenceActionError(
-                f"{model} {version} already has pinned reference {pinned.hash}; replacing it is explicit: "
+                f"{model} {version} already has pinned reference {pinned[0]}; replacing it is explicit: "
                 f"otelml reference promote --model {model} --version {version} --hash {ref_hash}"
             )
         self.promote(model, version, ref_hash)
@@ -229,7 +229,51 @@ class Store:
         return [(status, pickle.loads(data)) for status, data in rows]
 
     def pinned(self, model: str, version: str) -> Reference | None:
-        return next((ref for status, ref in self.references(model, version) if status == PINNED), None)
+        """The pinned reference, if its data still hashes to the hash it was pinned under (the last ``stored
+        pinned`` or ``promoted`` event). A reference whose data was changed in the database is not used, and a
+        ``tampered`` event records it, once."""
+
+        def read(db):
+            row = db.execute(
+                "SELECT hash, data FROM refs WHERE model = ? AND version = ? AND status = ?", (model, version, PINNED)
+            ).fetchone()
+            pin = db.execute(
+                "SELECT detail FROM events WHERE model = ? AND version = ? AND action IN ('stored pinned', 'promoted') "
+                "ORDER BY id DESC LIMIT 1",
+                (model, version),
+            ).fetchone()
+            return row, pin
+
+        row, pin = self._run(read)
+        if row is None:
+            return None
+        pinned_as = pin[0].split()[0] if pin else row[0]
+        try:
+            ref = pickle.loads(row[1])
+            actual = content_hash(ref.histograms)
+        except Exception as exc:  # a blob that no longer unpickles into a reference
+            ref, actual = None, f"unreadable data ({type(exc).__name__})"
+        if actual == row[0] == pinned_as:
+            return ref
+        self._tampered(model, version, f"pinned reference {pinned_as} (stored as {row[0]}) now holds {actual}")
+        return None
+
+    def pinned_versions(self) -> list[tuple[str, str]]:
+        """``(model, version)`` of every pinned reference."""
+        with self._lock:
+            return self._db.execute("SELECT model, version FROM refs WHERE status = ?", (PINNED,)).fetchall()
+
+    def _tampered(self, model: str, version: str, detail: str) -> None:
+        def write(db):
+            seen = db.execute(
+                "SELECT 1 FROM events WHERE model = ? AND version = ? AND action = 'tampered' AND detail = ?",
+                (model, version, detail),
+            ).fetchone()
+            if seen is None:
+                self._event(db, model, version, "tampered", detail)
+                logger.error("the pinned reference of %s %s failed its integrity check: %s", model, version, detail)
+
+        self._run(write)
 
     def events(self, after: int = 0) -> list[tuple]:
         """``(id, time_ns, model, version, action, detail)`` of reference actions after event ``after``."""
