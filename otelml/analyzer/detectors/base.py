@@ -39,7 +39,8 @@ class Finding:
     window_start_unix_nano: int
     window_end_unix_nano: int
     e_value: float | None = None
-    p_value: float | None = None
+    p_value: float | None = None  # the window's own test where there is one (chi-square for categories); alarms
+    # come from the sequential statistic ``value``, not from it
     effect: str | None = None  # name of the effect size, e.g. "wasserstein/sd"
     effect_size: float | None = None
     severity: str = INFO
@@ -91,6 +92,7 @@ class Detector:
         feature=None,
         statistic="log e-value",
         e_value: float | None = None,
+        p_value: float | None = None,
     ) -> Finding:
         """A finding of a sequential e-detector: ``value`` is the log statistic, ``threshold`` is ``ln A``;
         ``e_value`` defaults to ``exp(value)``."""
@@ -102,6 +104,7 @@ class Detector:
             threshold=threshold,
             alarm=alarm,
             e_value=math.exp(min(value, 700)) if e_value is None else e_value,
+            p_value=p_value,
             effect=effect,
             effect_size=effect_size,
             severity=severity,

@@ -120,6 +120,7 @@ class CategoryDriftDetector(Detector):
             details,
             feature=top,
             statistic="log e-value (mean over streams)",
+            p_value=chi_square[top].get("chi_square_p"),
         )
         if alarm:
             for stream in self._streams.values():
