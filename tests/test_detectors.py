@@ -271,6 +271,10 @@ def test_a_ten_point_accuracy_drop_is_found_within_500_labelled_predictions():
     assert false_alarms == 0
     labels = [d * 100 for d in delays if d is not None]
     assert len(labels) == 20 and np.median(labels) <= 500, delays
+    for w in outcome_windows(rng, 10, 100, 0.8):  # the sliding accuracy over the last 10 windows, in the details
+        [finding] = detector.update(w, None)
+    assert finding.details["labelled, last 10 windows"] == 1000
+    assert abs(finding.details["accuracy, last 10 windows"] - 0.8) < 0.05
 
 
 def two_class_windows(rng, windows, a_wrong, b_wrong):

@@ -75,6 +75,12 @@ class _CallRate(Detector):
 
 @dataclass
 class AvailabilityDetector(_CallRate):
+    """A model that stops reporting, or whose calls per window collapse: a Poisson CUSUM e-detector
+    (``sequential.CountDrop``, likelihood ratios of drops to 0-60% of the rate, Page 1954 and Lorden 1971) against
+    the baseline rate's lower bound; threshold ``ln A``, so at most one false alarm per ``A`` windows on average
+    while calls keep at least that Poisson rate; an alarm also needs the window's calls to be at most ``min_drop``
+    of the baseline rate. Silence (0 calls) is critical."""
+
     config: SequentialConfig = SequentialConfig()
     min_drop: float = 0.5  # alarm only when the window's calls are at most this share of the baseline rate
     name = "availability"
@@ -98,8 +104,9 @@ class AvailabilityDetector(_CallRate):
 @dataclass
 class ThroughputDetector(_CallRate):
     """Throughput surging above its usual rate (a flood, a scraping or extraction campaign, a retry storm): a Poisson
-    CUSUM e-detector (``sequential.CountRise``) against the baseline rate's upper bound; an alarm also needs the
-    window's calls to be at least ``min_rise`` times the baseline rate. Bursty traffic makes rises look more
+    CUSUM e-detector (``sequential.CountRise``, Page 1954, Lorden 1971) against the baseline rate's upper bound;
+    threshold ``ln A``, so at most one false alarm per ``A`` windows on average while calls stay at most that Poisson
+    rate; an alarm also needs the window's calls to be at least ``min_rise`` times the baseline rate. Bursty traffic makes rises look more
     surprising than they are, which ``min_rise`` tempers."""
 
     config: SequentialConfig = SequentialConfig()

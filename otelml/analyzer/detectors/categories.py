@@ -39,6 +39,13 @@ class _Stream:
 
 @dataclass
 class CategoryDriftDetector(Detector):
+    """The mix of predicted labels (``source="labels"``) or of non-numeric feature values (``"features"``) moving
+    away from the version's baseline mix. Statistic: the mean over streams of multinomial likelihood-ratio CUSUM
+    e-detectors (Shin, Ramdas & Rinaldo 2024), each against the chi-square ball of the baseline's sampling error;
+    threshold ``ln A`` (the mean of e-detectors is one under any dependence, so at most one false alarm per ``A``
+    windows on average while every mix stays within its ball) and a total variation of at least ``min_effect``.
+    The window's own Pearson chi-square against the baseline is in the details and the finding's p-value."""
+
     source: str = LABELS  # "labels": the predicted-label mix; "features": non-numeric feature values
     config: SequentialConfig = field(default_factory=SequentialConfig)
     alpha_ref: float = 1e-3

@@ -13,6 +13,7 @@ with no statistical calibration.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,14 @@ _FAST = {"config": SequentialConfig(false_alarm_days=1.0, window_s=86400.0 / 100
 
 
 class _RateDetector(Detector):
-    """A proportion per window (events out of trials) that must not rise above its baseline."""
+    """A proportion per window (events out of trials) that must not rise above its baseline.
+
+    Statistic: ``sequential.RateIncrease``, a mixture of betting CUSUMs on the window's events against ``p0``, the
+    Wilson upper bound (at ``alpha = 1e-3``) of the rate in the first ``baseline_windows`` windows. Threshold
+    ``ln A``; a bet that is fair at any rate up to ``p0`` makes the statistic an e-detector, so false alarms come at
+    most once per ``A`` windows on average while the rate stays at or below it (Waudby-Smith & Ramdas 2024,
+    "Estimating means of bounded random variables by betting", JRSS B; Shin, Ramdas & Rinaldo 2024, e-detectors).
+    After an alarm the test restarts; the baseline stays."""
 
     kind = PERFORMANCE
     baseline_trials = 0  # the baseline also waits for this many trials: a tighter guard, faster detection
@@ -96,7 +104,9 @@ class _RateDetector(Detector):
 
 
 class ErrorRateDetector(_RateDetector):
-    """Failed calls per call (``otelml.inference.calls`` with ``error.type``) rising above the baseline."""
+    """Failed calls per call (``otelml.inference.calls`` with ``error.type``) rising above the baseline. Statistic,
+    threshold and false alarms: ``_RateDetector``'s (a betting CUSUM at ``ln A``, one false alarm per ``A`` windows
+    at most on average; Waudby-Smith & Ramdas 2024)."""
 
     name = "error rate"
     example_metric, example_match = semconv.METRIC_DURATION, {semconv.ERROR_TYPE: None}  # failed calls
@@ -115,7 +125,9 @@ class ErrorRateDetector(_RateDetector):
 
 class LowConfidenceDetector(_RateDetector):
     """Share of predictions whose confidence is below ``threshold`` rising above the baseline (counted in whole
-    buckets at or below the threshold, the same way in the baseline and after it)."""
+    buckets at or below the threshold, the same way in the baseline and after it). Statistic, threshold and false
+    alarms: ``_RateDetector``'s (a betting CUSUM at ``ln A``, one false alarm per ``A`` windows at most on average;
+    Waudby-Smith & Ramdas 2024)."""
 
     name = "low confidence"
     metric = semconv.METRIC_CONFIDENCE
@@ -147,7 +159,7 @@ class LowConfidenceDetector(_RateDetector):
 class LowMarginDetector(LowConfidenceDetector):
     """Share of predictions with a margin (top-1 minus top-2 probability) below ``threshold`` rising above the
     baseline: inputs crowding at the decision boundary, as black-box evasion probes do. The margin's exponential
-    histogram is finest near 0, where this looks."""
+    histogram is finest near 0, where this looks. Test as ``LowConfidenceDetector``'s."""
 
     name = "low margin"
     metric = semconv.METRIC_MARGIN
@@ -156,19 +168,34 @@ class LowMarginDetector(LowConfidenceDetector):
 
 class AccuracyDetector(_RateDetector):
     """Wrong predictions per labelled prediction (``otelml.outcomes`` from late ground truth) rising above the
-    baseline; accuracy and macro precision, recall and F1 of the window in the details."""
+    baseline; accuracy and macro precision, recall and F1 of the window, and the accuracy over the last
+    ``recent_windows`` windows with labels, in the details. Statistic, threshold and false alarms:
+    ``_RateDetector``'s (a betting CUSUM at ``ln A``, one false alarm per ``A`` windows at most on average;
+    Waudby-Smith & Ramdas 2024); the baseline waits for ``baseline_trials`` labelled predictions."""
 
     name = "accuracy"
     baseline_trials = 5000  # labelled predictions: guards the baseline error rate to within about 1.3 points
+    recent_windows = 10
+
+    def reset(self) -> None:
+        super().reset()
+        self._recent: deque = deque(maxlen=self.recent_windows)  # (wrong, labelled) of the last windows with labels
 
     def _count(self, window):
         outcomes = _outcomes(window)
         total = sum(outcomes.values())
         wrong = sum(v for (p, t), v in outcomes.items() if p != t)
+        if total:
+            self._recent.append((wrong, total))
         return wrong, total
 
     def _details(self, window):
-        return classification_metrics(_outcomes(window))
+        wrong, labelled = (sum(column) for column in zip(*self._recent))
+        return {
+            **classification_metrics(_outcomes(window)),
+            f"accuracy, last {len(self._recent)} windows": 1 - wrong / labelled,
+            f"labelled, last {len(self._recent)} windows": labelled,
+        }
 
     @classmethod
     def _unit_test_window(cls, rng, index, changed):
@@ -327,8 +354,11 @@ def classification_metrics(outcomes: dict, only=None) -> dict:
 
 
 class LatencyDetector(Detector):
-    """Inference latency changing against the baseline period: the calibrated distribution e-detector on the
-    ``otelml.inference.duration`` histogram of successful calls; p50/p95/p99 now and in the baseline in the details.
+    """Inference latency changing against the baseline period: the distribution e-detector of ``edetector`` (PIT
+    location and scale betting CUSUMs and a multinomial CUSUM, Shin, Ramdas & Rinaldo 2024) on the
+    ``otelml.inference.duration`` histogram of successful calls, with the merged baseline windows as its
+    reference; threshold ``ln A``, so at most one false alarm per ``A`` windows on average while latency keeps its
+    baseline distribution; p50/p95/p99 now and in the baseline in the details.
     Alarms only when the p50, p95 or p99 also rose by at least ``min_increase`` (relative); a slow tail of a few
     percent of calls is ``SlowCallsDetector``'s."""
 
@@ -464,7 +494,9 @@ def _successful_durations(window: ClosedWindow):
 @dataclass
 class ConfidenceRule(Detector):
     """The preset users expect: an alarm when the mean confidence stays below ``threshold`` for ``minutes``.
-    A plain rule, not a calibrated test: how often it fires depends on the model."""
+    Statistic: the window's mean confidence; threshold: ``threshold`` for ``ceil(minutes x 60 / window_s)`` windows
+    in a row. A plain rule, not a calibrated test: how often it fires depends on the model (the calibrated
+    counterpart is ``LowConfidenceDetector``). As in Prometheus alerting rules ("expr for 5m")."""
 
     threshold: float = 0.7
     minutes: float = 5.0
