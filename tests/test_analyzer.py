@@ -449,6 +449,44 @@ def test_the_confidence_rule_takes_its_threshold_and_minutes_from_the_analyzer_s
     assert alarms and alarms[0]["threshold"] == 0.9 and alarms[0]["details"]["windows needed"] == 2
 
 
+def test_failing_calls_and_falling_accuracy_reach_the_degradation_detectors_through_the_analyzer(server):
+    """The SDK's failed-call counts and late ground truth (``otelml.record_outcome``), through OTLP/HTTP and a real
+    analyzer: after a three-window baseline, half the calls failing raises an error-rate alarm, and accuracy falling
+    from 0.9 to 0.7 an accuracy alarm, each with the numbers a person needs."""
+    s = server(window=1, lateness=0, baseline_windows=3)
+    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)
+    rng = np.random.default_rng(11)
+
+    @otelml.monitor(model="flaky", version="1")
+    def predict(x, fail):
+        if fail:
+            raise TimeoutError("backend timed out")
+        return np.tile([0.2, 0.8], (len(x), 1))
+
+    def second(index):
+        def run():
+            late = index >= 4
+            for i in range(40):
+                try:
+                    predict(np.zeros((1, 2)), fail=late and i % 2 == 0)
+                except TimeoutError:
+                    pass
+            predicted = rng.choice(["a", "b"], 2_000)
+            wrong = rng.uniform(size=2_000) < (0.3 if late else 0.1)
+            actual = np.where(wrong, np.where(predicted == "a", "b", "a"), predicted)
+            assert otelml.record_outcome(actual, model="flaky", version="1", predicted=predicted)
+
+        return run
+
+    try:
+        in_one_second_windows([second(i) for i in range(8)], lambda: predict(np.zeros((1, 2)), fail=False))
+    finally:
+        otelml.shutdown()
+    alarms = {a["detector"]: a for a in get(s, "/api/alarms")["alarms"] if a["model"] == "flaky"}
+    assert alarms["error rate"]["details"]["rate"] >= 0.4 and alarms["error rate"]["details"]["baseline"] == 0
+    assert abs(alarms["accuracy"]["details"]["accuracy"] - 0.7) < 0.05
+
+
 def test_a_new_version_that_answers_differently_raises_a_version_comparison_finding(server):
     s = server(window=1, lateness=0)
     otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)
