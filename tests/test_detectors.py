@@ -427,6 +427,18 @@ def test_a_model_that_stops_reporting_alarms_at_once_and_quiet_traffic_does_not(
     assert run_rate(detector, [synthetic.window(500, calls=0)]) == 1
 
 
+def test_the_low_confidence_threshold_is_an_analyzer_setting():
+    """Every prediction at confidence 0.85 is low at ``low_confidence_threshold`` 0.9 and none is at the default 0.6."""
+    from otelml.analyzer.detection import Detection
+
+    for threshold, rate in ((0.9, 1.0), (0.6, 0.0)):
+        detection = Detection(window_s=60, baseline_windows=2, low_confidence_threshold=threshold)
+        for t in range(3):
+            findings = detection.on_window(synthetic.window(t, confidence=np.full(100, 0.85)), None)
+        [low] = [f for f in findings if f.detector == "low confidence"]
+        assert low.details["threshold"] == threshold and low.details["rate"] == rate
+
+
 @pytest.mark.parametrize("output", ["confidence", "predictions"])
 def test_integrity_outputs_moving_while_inputs_stay_point_at_the_model(output):
     """Classifiers (their confidence: output drift) and regression or scoring models (their predicted values:

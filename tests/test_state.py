@@ -212,6 +212,7 @@ def test_every_analyzer_setting_is_checked_for_type_and_range(tmp_path):
         ("min_effect = -1", "min_effect must be at least 0"),
         ("window = nan", "window must be finite"),
         ("confidence_threshold = 1.5", "confidence_threshold must lie in"),
+        ("low_confidence_threshold = 0", "low_confidence_threshold must lie in"),
         ("confidence_minutes = 0", "confidence_minutes must be positive"),
         ("alert_resolve_windows = 0", "alert_resolve_windows must be at least 1"),
         ("otlp_grpc = 4317", "otlp_grpc must be a string"),

@@ -38,6 +38,7 @@ class AnalyzerConfig:
     baseline_windows: int = 30  # windows a model version's own baseline takes (errors, latency, label mix, ...)
     confidence_threshold: float = 0.7  # the confidence rule: mean confidence below this ...
     confidence_minutes: float = 5.0  # ... for this many minutes of windows alarms
+    low_confidence_threshold: float = 0.6  # the low-confidence test: the share of predictions at or below this
     alerts_endpoint: str | None = None  # OTLP endpoint for alert log records (else OTEL_EXPORTER_OTLP_*_ENDPOINT)
     alerts_protocol: str | None = None  # grpc or http/protobuf (else OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL)
     alerts_min_severity: str = "info"  # info, warning, critical
@@ -75,8 +76,9 @@ class AnalyzerConfig:
             raise ValueError(f"min_effect must be at least 0, got {self.min_effect!r}")
         if not 0.0 <= self.drift_scan_share <= 1.0:
             raise ValueError(f"drift_scan_share must be a number in [0, 1], got {self.drift_scan_share!r}")
-        if not 0.0 < self.confidence_threshold <= 1.0:
-            raise ValueError(f"confidence_threshold must lie in (0, 1], got {self.confidence_threshold!r}")
+        for name in ("confidence_threshold", "low_confidence_threshold"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in (0, 1], got {getattr(self, name)!r}")
         if self.alerts_format not in ("text", "ocsf"):
             raise ValueError(f"alerts_format must be 'text' or 'ocsf', got {self.alerts_format!r}")
 

@@ -60,6 +60,7 @@ class Detection:
         drift_scan_share: float = 0.75,
         confidence_threshold: float = 0.7,
         confidence_minutes: float = 5.0,
+        low_confidence_threshold: float = 0.6,
     ):
         self.window_s = window_s
         self.false_alarm_days = false_alarm_days
@@ -67,6 +68,7 @@ class Detection:
         self.baseline_windows = baseline_windows
         self.drift_scan_share = drift_scan_share
         self.confidence_rule = (confidence_threshold, confidence_minutes)
+        self.low_confidence_threshold = low_confidence_threshold
         self.settings = (
             window_s,
             false_alarm_days,
@@ -74,6 +76,7 @@ class Detection:
             baseline_windows,
             drift_scan_share,
             *self.confidence_rule,
+            low_confidence_threshold,
         )
         self._detectors: dict = {}  # (model, version) -> {label: Detector}
         self.latest: dict = {}  # (model, version) -> {label: Finding}
@@ -110,7 +113,7 @@ class Detection:
             "category drift": CategoryDriftDetector(source="features", config=sequential, min_effect=self.min_effect),
             "input range": InputRangeDetector(sequential),
             "error rate": ErrorRateDetector(sequential),
-            "low confidence": LowConfidenceDetector(sequential),
+            "low confidence": LowConfidenceDetector(sequential, self.low_confidence_threshold),
             "low margin": LowMarginDetector(sequential),
             "accuracy": AccuracyDetector(sequential),
             "class metrics": ClassMetricsDetector(sequential),

@@ -78,6 +78,7 @@ class Analyzer:
             self.config.drift_scan_share,
             self.config.confidence_threshold,
             self.config.confidence_minutes,
+            self.config.low_confidence_threshold,
         )
         if self.detection is None or self.detection.settings != settings:
             self.detection = Detection(*settings)
