@@ -1,5 +1,6 @@
 """Detectors: one contract over every registered detector, and rates over many seeds (never exact alarm indices)."""
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -69,7 +70,7 @@ CONTRACT_SEEDS = 10
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_contract_every_registered_detector(name):
-    """Over 10 seeds, at A = 1,000 windows: no more than chance allows of alarms on 60 stationary windows each
+    """Configuration frozen; over 10 seeds, at A = 1,000 windows: no more than chance allows of alarms on 60 stationary windows each
     (at most 3 in all, where 0.6 are expected at most); an alarm within 6 windows of a step change in at least 9
     seeds; state survives pickling (a restarted detector alarms where the original does); and after ``reset`` the
     detector behaves exactly like a new one on the same windows."""
@@ -79,6 +80,8 @@ def test_contract_every_registered_detector(name):
         rng = np.random.default_rng(seed)
         ref = cls._unit_test_reference(rng)
         detector = cls(**cls._unit_test_params())
+        for frozen in (detector, getattr(detector, "config", None)):  # configuration cannot change under a detector
+            assert not dataclasses.is_dataclass(frozen) or type(frozen).__dataclass_params__.frozen
         quiet = [f for t in range(60) for f in detector.update(cls._unit_test_window(rng, t, False), ref)]
         assert quiet and all(f.kind == cls.kind and f.detector == cls.name for f in quiet)
         quiet_alarms += sum(f.alarm for f in quiet)

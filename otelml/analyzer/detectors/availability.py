@@ -32,7 +32,7 @@ class _CallRate(Detector):
         self.reset()
 
     def reset(self) -> None:
-        self._calls, self._windows, self._test = 0.0, 0, None
+        self._set(_calls=0.0, _windows=0, _test=None)
 
     @classmethod
     def _unit_test_params(cls) -> dict:
@@ -48,10 +48,9 @@ class _CallRate(Detector):
         calls = window.counter(semconv.METRIC_CALLS)
         if self._test is None:
             if calls or self._windows:
-                self._calls += calls
-                self._windows += 1
+                self._set(_calls=self._calls + calls, _windows=self._windows + 1)
                 if self._windows >= self.config.baseline_windows:
-                    self._test = self._start()
+                    self._set(_test=self._start())
             return []
         value = self._test.update(calls)
         threshold = self.config.log_threshold
@@ -73,7 +72,7 @@ class _CallRate(Detector):
         return [finding]
 
 
-@dataclass
+@dataclass(frozen=True)
 class AvailabilityDetector(_CallRate):
     """A model that stops reporting, or whose calls per window collapse: a Poisson CUSUM e-detector
     (``sequential.CountDrop``, likelihood ratios of drops to 0-60% of the rate, Page 1954 and Lorden 1971) against
@@ -101,7 +100,7 @@ class AvailabilityDetector(_CallRate):
         return CRITICAL if calls == 0 else WARNING
 
 
-@dataclass
+@dataclass(frozen=True)
 class ThroughputDetector(_CallRate):
     """Throughput surging above its usual rate (a flood, a scraping or extraction campaign, a retry storm): a Poisson
     CUSUM e-detector (``sequential.CountRise``, Page 1954, Lorden 1971) against the baseline rate's upper bound;

@@ -61,6 +61,11 @@ class Detector:
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
         raise NotImplementedError
 
+    def _set(self, **state) -> None:
+        """Set private state; detectors whose configuration is a frozen dataclass keep their state this way."""
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     def reset(self) -> None:
         raise NotImplementedError
 

@@ -37,7 +37,7 @@ class _Stream:
     w: np.ndarray | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class CategoryDriftDetector(Detector):
     """The mix of predicted labels (``source="labels"``) or of non-numeric feature values (``"features"``) moving
     away from the version's baseline mix. Statistic: the mean over streams of multinomial likelihood-ratio CUSUM
@@ -58,11 +58,11 @@ class CategoryDriftDetector(Detector):
     def __post_init__(self):
         if self.source not in (LABELS, FEATURES):
             raise ValueError(f"source must be {LABELS!r} or {FEATURES!r}")
-        self._decay = np.array([1 - 1 / m for m in self.memories])
+        self._set(_decay=np.array([1 - 1 / m for m in self.memories]))
         self.reset()
 
     def reset(self) -> None:
-        self._streams: dict = {}
+        self._set(_streams={})
 
     @classmethod
     def _unit_test_params(cls) -> dict:

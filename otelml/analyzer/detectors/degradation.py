@@ -491,7 +491,7 @@ def _successful_durations(window: ClosedWindow):
     return histogram.merge_all(parts) if parts else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConfidenceRule(Detector):
     """The preset users expect: an alarm when the mean confidence stays below ``threshold`` for ``minutes``.
     Statistic: the window's mean confidence; threshold: ``threshold`` for ``ceil(minutes x 60 / window_s)`` windows
@@ -509,7 +509,7 @@ class ConfidenceRule(Detector):
         self.reset()
 
     def reset(self) -> None:
-        self._run = 0
+        self._set(_run=0)
 
     @classmethod
     def _unit_test_params(cls) -> dict:
@@ -526,11 +526,11 @@ class ConfidenceRule(Detector):
         if h is None or h.count == 0:
             return []
         mean = h.sum / h.count
-        self._run = self._run + 1 if mean < self.threshold else 0
+        self._set(_run=self._run + 1 if mean < self.threshold else 0)
         needed = max(1, math.ceil(self.minutes * 60 / self.window_s))
         alarm = self._run >= needed
         if alarm:
-            self._run = 0
+            self._set(_run=0)
         return [
             self._finding(
                 window,
