@@ -95,8 +95,7 @@ class Analyzer:
         self.alert_endpoint = outbox.configured_endpoint(self.config.alerts_endpoint)
         self._pinned_cache: dict = {}
         self._previous: dict = {}  # (model, version) -> Reference of the previous version, or None
-        self._store_version = self.store.data_version()
-        self._checked_version = None  # store version whose pinned references were last checked
+        self._store_version = None  # the store's version when the pinned references were last read; None: never
         for mv in self.state.models.values():
             mv.history.extend(self.store.windows(mv.model, mv.version, self.config.limits.history))
         self._journal_position = upto
@@ -200,13 +199,8 @@ class Analyzer:
                     )
 
     def _reference_actions(self) -> None:
-        """Integrity alerts for changes to pinned references made since the last look (by the CLI, say). Every
-        pinned reference is checked against its hash at start-up and whenever another process wrote to the store."""
-        current = self.store.data_version()
-        if current != self._checked_version:
-            self._checked_version = current
-            for model, version in self.store.pinned_versions():
-                self.store.pinned(model, version)  # records a ``tampered`` event if its data changed
+        """Integrity alerts for changes to pinned references made since the last look (by the CLI, say)."""
+        self._refresh_pinned()
         events = [
             self.alerts.reference_action(*row)
             for row in self.store.events(self.alerts.reference_events_seen)
@@ -231,12 +225,18 @@ class Analyzer:
             )
         return self._previous[key]
 
-    def _pinned(self, model: str, version: str):
-        """The pinned reference, cached until the store changes (the CLI may pin or promote while we run)."""
+    def _refresh_pinned(self) -> None:
+        """Read every pinned reference again at start-up and whenever another process wrote to the store (the CLI
+        may pin or promote while we run); the store checks each against its hash and records a ``tampered`` event
+        for one whose data changed."""
         current = self.store.data_version()
         if current != self._store_version:
-            self._pinned_cache.clear()
             self._store_version = current
+            self._pinned_cache = {key: self.store.pinned(*key) for key in self.store.pinned_versions()}
+
+    def _pinned(self, model: str, version: str):
+        """The pinned reference, cached until the store changes."""
+        self._refresh_pinned()
         key = (model, version)
         if key not in self._pinned_cache:
             self._pinned_cache[key] = self.store.pinned(model, version)

@@ -12,13 +12,9 @@ from .. import histogram
 from .points import ExplicitHistogram, Point
 
 _COMPACT_AT = 64
-MAX_EXEMPLARS = 64  # per window: (metric, extra attributes, exemplar), at most EXEMPLARS_PER_STREAM per stream
-EXEMPLARS_PER_STREAM = 2
-
-
-def _exemplars_of_old(exemplars) -> list:
-    """Windows checkpointed before exemplars were kept per stream held bare exemplars, of no known stream."""
-    return [e if isinstance(e, tuple) else (None, (), e) for e in exemplars]
+EXEMPLAR_STREAMS = 32  # streams per window whose exemplars are kept ...
+EXEMPLARS_PER_STREAM = 2  # ... the newest of each
+_UNKNOWN_STREAM = (None, ())  # the stream of exemplars from checkpoints written before they were kept per stream
 
 
 def window_index(time_unix_nano: int, window_ns: int) -> int:
@@ -35,7 +31,7 @@ class Window:
     explicit: dict = field(default_factory=dict)  # (metric, extra attributes) -> ExplicitHistogram
     counters: dict = field(default_factory=dict)  # (metric, extra attributes) -> number
     gauges: dict = field(default_factory=dict)  # (metric, extra attributes) -> last value
-    exemplars: list = field(default_factory=list)  # (metric, extra attributes, Exemplar), newest last
+    exemplars: dict = field(default_factory=dict)  # (metric, extra attributes) -> its newest exemplars, oldest first
     points: int = 0
 
     def add(self, point: Point, extra: tuple) -> str | None:
@@ -60,17 +56,19 @@ class Window:
         return None
 
     def __setstate__(self, state: dict) -> None:
-        state["exemplars"] = _exemplars_of_old(state.get("exemplars", []))
+        if isinstance(state.get("exemplars"), list):  # a checkpoint from before exemplars were kept per stream
+            state["exemplars"] = {_UNKNOWN_STREAM: state["exemplars"]} if state["exemplars"] else {}
         self.__dict__.update(state)
 
     def _keep_exemplar(self, key: tuple, exemplar) -> None:
-        """Keep the newest few exemplars of each stream, up to MAX_EXEMPLARS in the window."""
-        mine = [i for i, (m, extra, _) in enumerate(self.exemplars) if (m, extra) == key]
-        if len(mine) >= EXEMPLARS_PER_STREAM:
-            del self.exemplars[mine[0]]
-        elif len(self.exemplars) >= MAX_EXEMPLARS:
-            return
-        self.exemplars.append((*key, exemplar))
+        """Keep the newest EXEMPLARS_PER_STREAM exemplars of each of the first EXEMPLAR_STREAMS streams."""
+        kept = self.exemplars.get(key)
+        if kept is None:
+            if len(self.exemplars) >= EXEMPLAR_STREAMS:
+                return
+            kept = self.exemplars[key] = []
+        kept.append(exemplar)
+        del kept[:-EXEMPLARS_PER_STREAM]
 
     def _add_explicit(self, key, value: ExplicitHistogram) -> str | None:
         current = self.explicit.get(key)
@@ -96,7 +94,7 @@ class Window:
             explicit=dict(self.explicit),
             counters=dict(self.counters),
             gauges=dict(self.gauges),
-            exemplars=tuple(self.exemplars),
+            exemplars=tuple((*key, e) for key, kept in self.exemplars.items() for e in kept),
             points=self.points,
             closed_by=reason,
         )
@@ -120,7 +118,8 @@ class ClosedWindow:
     closed_by: str  # "watermark" (the model's own data moved past it) or "idle" (the model went quiet)
 
     def __setstate__(self, state: dict) -> None:
-        state["exemplars"] = tuple(_exemplars_of_old(state.get("exemplars", ())))
+        exemplars = state.get("exemplars", ())  # bare exemplars in windows from before they were kept per stream
+        state["exemplars"] = tuple(e if isinstance(e, tuple) else (*_UNKNOWN_STREAM, e) for e in exemplars)
         self.__dict__.update(state)
 
     def counter(self, metric: str) -> float:

@@ -105,8 +105,8 @@ class ThroughputDetector(_CallRate):
     """Throughput surging above its usual rate (a flood, a scraping or extraction campaign, a retry storm): a Poisson
     CUSUM e-detector (``sequential.CountRise``, Page 1954, Lorden 1971) against the baseline rate's upper bound;
     threshold ``ln A``, so at most one false alarm per ``A`` windows on average while calls stay at most that Poisson
-    rate; an alarm also needs the window's calls to be at least ``min_rise`` times the baseline rate. Bursty traffic makes rises look more
-    surprising than they are, which ``min_rise`` tempers."""
+    rate; an alarm also needs the window's calls to be at least ``min_rise`` times the baseline rate. Bursty traffic
+    makes rises look more surprising than they are, which ``min_rise`` tempers."""
 
     config: SequentialConfig = SequentialConfig()
     min_rise: float = 2.0

@@ -135,7 +135,8 @@ class Detector:
 def examples(exemplars, metric: str | None, match: dict, order: int = 0, at_most: int = 3) -> tuple:
     """Up to ``at_most`` distinct (trace id, span id) pairs of a window's exemplars (``(metric, extra attributes,
     exemplar)``): those of ``metric`` whose stream has the attributes ``match`` (a value, or None for any) first, in
-    ``order`` of their values, then the rest of ``metric``'s, then the others, newest first.
+    ``order`` of their values, then the rest of ``metric``'s, then the others, newest first (by time, then by place
+    in ``exemplars``).
 
     Example:
         >>> from ..points import Exemplar
@@ -150,7 +151,7 @@ def examples(exemplars, metric: str | None, match: dict, order: int = 0, at_most
         attributes = dict(extra)
         fits = all(k in attributes if v is None else attributes.get(k) == v for k, v in match.items())
         value = e.value if e.value is not None and order else 0.0
-        return (not (m == metric and fits), m != metric, -order * value, -position)
+        return (not (m == metric and fits), m != metric, -order * value, -e.time_unix_nano, -position)
 
     chosen: list = []
     for _, (_, _, e) in sorted(enumerate(exemplars), key=rank):

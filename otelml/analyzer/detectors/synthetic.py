@@ -35,8 +35,8 @@ def window(
     window_ns: int = WINDOW_NS,
 ) -> ClosedWindow:
     """A closed window holding the given rows (features: rows x features, named x0, x1, ...), per-row confidence,
-    margin, predicted values (regression, scores) and predicted labels, per-call durations, ``calls`` successful calls (default: one per feature row) plus ``errors``
-    failed ones, and ``outcomes`` {(predicted, true): count}."""
+    margin, predicted values (regression, scores) and predicted labels, per-call durations, ``calls`` successful
+    calls (default: one per feature row) plus ``errors`` failed ones, and ``outcomes`` {(predicted, true): count}."""
     histograms, counters = {}, {}
     rows = 0
     if features is not None:
