@@ -8,7 +8,9 @@ nearness-preserving fingerprint of each input.
   first 1,000 rows the monitor saw, then fixed) and projected on ``fingerprint_bits`` Gaussian directions drawn from
   the caller key; the signs are the fingerprint (SimHash, Charikar 2002), in hex on ``otelml.input.fingerprint``
   (one string, or an array for batches of up to 64 rows, the batch size black-box attack tools use), followed by a
-  dot and a 32-bit keyed digest of the exact row. Inputs at a small angle from each other get fingerprints at a small Hamming distance; the digest tells a
+  dot and a 32-bit keyed digest of the exact row. Both are taken of the row's canonical form (``canonical``: every
+  value rounded to float32 precision, -0.0 as 0.0, one NaN), so a client sending float32, float64 or integers gets
+  the same fingerprints for the same rows. Inputs at a small angle from each other get fingerprints at a small Hamming distance; the digest tells a
   repeated input from a different one too close to change a bit (the many tiny steps of a black-box attack). That
   is all the analyzer needs to see near-duplicate probing.
 
@@ -85,6 +87,17 @@ class CallerHasher:
         return found
 
 
+def canonical(numeric) -> np.ndarray:
+    """The rows in the one form that fingerprints and digests are taken of, so that the same input digests the same
+    whether it came as float64, float32 or integers: every value rounded to float32 precision (about 7 significant
+    digits; beyond float32's range it becomes an infinity of its sign), -0.0 as 0.0 and every NaN as one NaN. Returned
+    as float64 (exactly the float32 values)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = np.asarray(numeric).astype(np.float32) + np.float32(0.0)  # -0.0 + 0.0 is 0.0
+    rounded[np.isnan(rounded)] = np.float32("nan")
+    return rounded.astype(np.float64)
+
+
 class Fingerprinter:
     """SimHash fingerprints of standardized input rows, for one monitor (one feature layout)."""
 
@@ -108,6 +121,7 @@ class Fingerprinter:
     def fingerprints(self, numeric: np.ndarray) -> list[str]:
         """One fingerprint per row: the SimHash in hex, a dot, and a 32-bit keyed digest of the exact row (NaN and
         infinities count as the mean in the SimHash)."""
+        numeric = canonical(numeric)
         if self._n < self._warm_rows:
             self._learn(numeric)
         z = (numeric - self._mean) / self._scale
@@ -118,8 +132,8 @@ class Fingerprinter:
         return [f"{h[:width]}.{h[width:]}" for h in (row.tobytes().hex() for row in np.hstack([bits, digests]))]
 
     def _digests(self, numeric: np.ndarray) -> np.ndarray:
-        """A 32-bit keyed digest of each exact row (its float64 bytes), for the whole batch at once."""
-        words = np.ascontiguousarray(numeric, dtype=np.float64).view(np.uint64)
+        """A 32-bit keyed digest of each canonical row (``canonical``: its float32 bytes), for the whole batch."""
+        words = np.ascontiguousarray(numeric, dtype=np.float32).view(np.uint32).astype(np.uint64)
         h = (words * self._multipliers).sum(axis=1, dtype=np.uint64)
         for shift, factor in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53)):
             h ^= h >> np.uint64(shift)

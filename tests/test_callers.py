@@ -60,7 +60,7 @@ def test_fingerprints_keep_nearness_and_never_the_input(keyed):
     base = rng.normal(size=8)
     predict(base)
     predict(base + rng.normal(scale=0.02, size=8))  # a probe next to it
-    predict(base + 1e-9)  # a step too small to change a bit: the same SimHash, another digest
+    predict(base + 1e-4)  # a step too small to change a bit: the same SimHash, another digest
     predict(base)  # a repeat: the same fingerprint
     predict(rng.normal(size=8))  # an unrelated input
     predict(rng.normal(size=(3, 8)))  # a small batch: one fingerprint per row
@@ -80,3 +80,19 @@ def test_bad_settings_are_refused():
         otelml.monitor(model="m", fingerprint_bits=12)
     with pytest.raises(ValueError, match="argument name or a callable"):
         otelml.monitor(model="m", caller=42)
+
+
+def test_the_same_rows_as_float32_float64_or_integers_get_the_same_fingerprints():
+    from otelml._callers import Fingerprinter
+
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(1000, 6))
+    double, single = Fingerprinter(b"k", tuple("abcdef"), 64), Fingerprinter(b"k", tuple("abcdef"), 64)
+    assert double.fingerprints(rows) == single.fingerprints(rows.astype(np.float32))  # standardization included
+    integers = rng.integers(-(2**20), 2**20, size=(50, 6))
+    assert double.fingerprints(integers) == single.fingerprints(integers.astype(np.float64))
+    assert double.fingerprints(integers) == single.fingerprints(integers.astype(np.float32))
+    odd = np.array([[-0.0, np.nan, 1e300, 2.0**60 + 1, 0.1, -np.inf]])
+    same = np.array([[0.0, -np.nan, np.inf, 2.0**60, np.float32(0.1), -np.inf]])
+    assert double.fingerprints(odd) == double.fingerprints(same)
+    assert double.fingerprints(rows[:1] + 1e-3) != double.fingerprints(rows[:1])  # what float32 holds still counts
