@@ -7,7 +7,9 @@ They describe how large a change is; they are not tests (their null distribution
 - ``psi``: population stability index, with half-count smoothing of empty buckets;
 - ``js``: Jensen-Shannon divergence in nats;
 - ``wasserstein_sd``: W1 over bucket midpoints, divided by the reference's standard deviation (a location shift of
-  d sd reads as about d).
+  d sd reads as about d), or by the pooled sd of reference and live where that is larger, so that a constant or
+  nearly constant reference gives a finite effect (a reference of zeros against a window with one 3 in 200 rows:
+  0.1, not infinity); two different constants are measured in the sd of their mixture (0 against 3: 2).
 
 Example:
     >>> import numpy as np
@@ -72,9 +74,17 @@ def wasserstein_sd(live, reference) -> float:
     a, b, mid = _common(live, reference)
     cdf_a, cdf_b = np.cumsum(a) / a.sum(), np.cumsum(b) / b.sum()
     w1 = float(np.sum(np.abs(cdf_a - cdf_b)[:-1] * np.diff(mid)))
-    q = b / b.sum()
-    sd = math.sqrt(max(float(np.sum(q * mid**2) - np.sum(q * mid) ** 2), 0.0))
-    return w1 / sd if sd > 0 else (0.0 if w1 == 0 else math.inf)
+    if w1 == 0:
+        return 0.0
+    # The unit: the reference's sd, or the pooled sd of the two where that is larger (a reference that is constant,
+    # or nearly, would make any change look infinitely large), or, for two constants, the sd of their mixture
+    p, q = a / a.sum(), b / b.sum()
+    sd = max(math.sqrt(_var(q, mid)), math.sqrt((_var(p, mid) + _var(q, mid)) / 2)) or math.sqrt(_var((p + q) / 2, mid))
+    return w1 / sd
+
+
+def _var(weights, values) -> float:
+    return max(float(np.sum(weights * values**2) - np.sum(weights * values) ** 2), 0.0)
 
 
 def all_distances(live, reference) -> dict:

@@ -111,14 +111,18 @@ class DriftDetector(Detector):
         return {self.config.metric: histogram.merge_all(merged)} if merged else {}
 
     def _prepare(self, reference: Reference) -> None:
-        if reference.hash == self._reference_hash and (self._bank is None or self._scan is not None):
-            return
+        if reference.hash == self._reference_hash and (self._bank is None or hasattr(self._scan, "discrete")):
+            return  # else: new reference, or a checkpoint from before the scan (or its rate functions) existed
         self._reference_hash = reference.hash
         streams = {name: h for name, h in self._streams(reference.histograms).items() if h.count}
         self._names = list(streams)
         self._bank = FeatureBank(list(streams.values()), self.config.edetector) if streams else None
         if self._bank is not None:
-            self._scan = MeanShiftScan(self._bank.reference_counts)
+            self._scan = MeanShiftScan(
+                self._bank.reference_counts,
+                distributions=self._bank.score_distributions(),
+                alpha_ref=self.config.edetector.alpha_ref,
+            )
         self._since_zero = {}
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
@@ -129,7 +133,7 @@ class DriftDetector(Detector):
             return []
         live = self._streams(window.histograms)
         values = self._bank.update([live.get(name) for name in self._names])
-        scans = self._scan.update(self._bank.location_sums, self._bank.location_counts)
+        scans = self._scan.update(self._bank.scan_sums, self._bank.scan_counts)
         for name, value in zip(self._names, values.tolist()):
             h = live.get(name)
             if value <= 0:

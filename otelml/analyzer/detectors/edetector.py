@@ -15,8 +15,16 @@ reaches ``ln A`` gives an average run length to false alarm of at least ``A`` wi
 or bootstrap. The null is a neighbourhood of the reference, not the reference itself: its radius is the reference's
 own sampling error (``z / sqrt(m)`` at ``alpha_ref``) plus ``w_min`` (a minimum effect, in units of the score's
 sd), so huge windows do not turn tiny, irrelevant shifts into alarms and an imperfect reference does not either.
-The guarantee holds with probability at least ``1 - 3 alpha_ref`` over the reference sample (three events: the
-location score's mean, the scale score's mean and the group frequencies each within their guard), and assumes that,
+It also holds the values the reference missed: a value of probability ``q`` is missing from ``m`` rows with chance
+``(1 - q)^m <= exp(-q m)``, so up to ``q = ln(1/alpha_ref) / m`` anywhere (``m`` = 558: 0.95%) is allowed, which
+moves a score's mean by at most ``q`` times its distance to the far end of [0, 1] (added to the guard); the omnibus
+component's chi-square ball already holds that much mass in a group the reference left empty (its penalty outweighs
+the gain of betting on it). Without it, a feature that is all zeros in a 558-row reference
+collects evidence from every rare non-zero the population holds: its score sd is 0, so each such value was bet on
+at the largest stake, and the zeros around it cost nothing. The guarantee holds with probability at least ``1 - 5
+alpha_ref`` over the reference sample (five events: the location score's mean, the scale score's mean and the group
+frequencies each within their guard, and no value of probability above ``q`` missing below or above the reference's
+range), and assumes that,
 given the past, values in a window are exchangeable draws from a distribution in that neighbourhood; diurnal cycles
 or traffic-mix changes violate it and will alarm (see ``../shared/notes/sequential-drift.md``).
 
@@ -40,6 +48,7 @@ import numpy as np
 from scipy import stats
 
 from ... import histogram
+from .scan import DISCRETE_SCORES, missing_mass
 
 LOCATION_SHIFTS = (0.05, 0.1, 0.2, 0.5)  # in sd
 SCALE_RATIOS_UP = (1.1, 1.25, 1.5)
@@ -81,11 +90,12 @@ class _Tables:
         u = (self.below + counts / 2) / m
         v = np.abs(2 * u - 1)
         z = stats.norm.isf(config.alpha_ref / 2)
+        q = missing_mass(m, config.alpha_ref)  # mass a value can have and still be missing from the reference
         lam, mref, score_of = [], [], []
         for which, score, pairs in ((0, u, _LOCATION), (1, v, _SCALE)):
             mu = float(np.sum(p * score))
             sd = max(float(np.sqrt(np.sum(p * (score - mu) ** 2))), 1e-6)
-            eps = (z / math.sqrt(m) + config.w_min) * sd
+            eps = (z / math.sqrt(m) + config.w_min) * sd + q * max(mu, 1 - mu)
             for sign, delta in pairs:
                 m_k = min(max(mu + sign * eps, 1e-9), 1 - 1e-9)
                 cap = 0.8 / m_k if sign > 0 else 0.8 / (1 - m_k)  # every factor stays >= 0.2
@@ -99,6 +109,17 @@ class _Tables:
         p0c = np.maximum(p0c, 0.5 / m)
         self.p0c = p0c / p0c.sum()
         self.radius = math.sqrt(stats.chi2.isf(config.alpha_ref, k - 1) / m) + config.w_min
+        # The scan's score of each bucket: for a few-valued feature its value (the bucket's midpoint within the
+        # reference's range), limited to the values between which all but q of the reference lies at either end,
+        # centred on the reference's mean and divided by that range; else the PIT score minus 1/2
+        low, high = histogram.key_bounds(self.keys, reference.scale, reference.zero_threshold)
+        mid = (np.clip(low, reference.min, reference.max) + np.clip(high, reference.min, reference.max)) / 2
+        cum = np.cumsum(counts)
+        ends = mid[np.searchsorted(cum, q * m, side="right")], mid[np.searchsorted(cum, m - q * m, side="left")]
+        mid = np.clip(mid, *ends)
+        width = float(ends[1] - ends[0])
+        self.discrete = counts.size <= DISCRETE_SCORES and width > 0
+        self.scan_score = (mid - float(np.sum(p * mid))) / width if self.discrete else u - 0.5
 
 
 def multinomial_increment(counts, p0, seen, decay, radius):
@@ -145,11 +166,14 @@ class _Stack:
         self.location = tables[0].score_of == 0
         self.p0c = np.stack([t.p0c for t in tables])
         self.radius = np.array([t.radius for t in tables])
+        self.discrete = np.array([t.discrete for t in tables])
+        self.scan_score = np.concatenate([t.scan_score for t in tables])
 
     def increments(self, feature, keys, counts, groups: int):
         """Score-component log factors (F, components), live counts per omnibus group (F, groups) and sums of the
-        location scores minus 1/2 (F,) of the live buckets ``keys`` (at each feature's table layout) of features
-        ``feature``, with ``counts``."""
+        scan's scores (F,) of the live buckets ``keys`` (at each feature's table layout) of features ``feature``, with
+        ``counts``. A live bucket the reference lacks gets, for a few-valued feature, the scan score of the nearest
+        reference bucket outside the reference's range and the mean of its two neighbours' inside it."""
         global_keys = feature * _GLOBAL + keys
         at = np.searchsorted(self.keys, global_keys)
         end = self.start[feature + 1]
@@ -169,7 +193,12 @@ class _Stack:
             inc[feature[starts]] = np.add.reduceat(factors, starts, axis=0, dtype=np.float64)
         group = np.minimum((u * groups).astype(np.int64), groups - 1)
         live_groups = np.bincount(feature * groups + group, weights=counts, minlength=n_features * groups)
-        location = np.bincount(feature, weights=counts * (u - 0.5), minlength=n_features)
+        first, last = self.start[feature], np.maximum(end - 1, 0)
+        known = self.scan_score[at_safe]
+        between = (self.scan_score[np.maximum(at_safe - 1, 0)] + known) / 2
+        x = np.where(same, known, np.where(at >= end, self.scan_score[last], np.where(at == first, known, between)))
+        x = np.where(self.discrete[feature], x, u - 0.5)
+        location = np.bincount(feature, weights=counts * x, minlength=n_features)
         return inc, live_groups.reshape(n_features, groups), location
 
 
@@ -201,8 +230,8 @@ class FeatureBank:
     feature's log statistic. A live histogram is brought to its reference's scale (or the reference, once and
     cached, to a coarser live scale) by shifting bucket indexes, and all features are scored together; only a live
     window whose zero bucket is wider than its reference's is scored alone, at their common layout. After an update,
-    ``location_sums`` and ``location_counts`` hold each feature's sum of PIT scores minus 1/2 and its count in that
-    window (what :class:`~otelml.analyzer.detectors.scan.MeanShiftScan` takes).
+    ``scan_sums`` and ``scan_counts`` hold each feature's sum of scan scores (PIT scores minus 1/2; for a few-valued
+    feature its centred values over their range, see ``score_distributions``) and its count in that window (what :class:`~otelml.analyzer.detectors.scan.MeanShiftScan` takes).
     """
 
     def __init__(self, references: list, config: EDetectorConfig = EDetectorConfig()):
@@ -212,13 +241,21 @@ class FeatureBank:
         self.config = config
         self._levels: dict = {0: _Level(self.references, 0, config)}  # steps coarser -> _Level
         self.reference_counts = self._levels[0].stack.m
-        self.location_sums = self.location_counts = np.zeros(len(self.references))
+        self.scan_sums = self.scan_counts = np.zeros(len(self.references))
         self._other_layouts: dict = {}  # (feature, scale, zero threshold) -> single-feature _Stack, bounded
         weights = [0.6 / len(_LOCATION)] * len(_LOCATION) + [0.2 / len(_SCALE)] * len(_SCALE)
         weights += [0.2 / len(config.memories)] * len(config.memories)
         self._log_weights = np.log(np.array(weights))
         self._decay = np.array([1 - 1 / memory for memory in config.memories])
         self.reset()
+
+    def score_distributions(self) -> list:
+        """Per feature, what the scan's rate function takes: for a feature with at most ``scan.DISCRETE_SCORES``
+        distinct values (buckets) in its reference, their scan scores (the values centred on the reference's mean,
+        divided by its range) and counts; else ``None`` (the scan uses PIT scores)."""
+        return [
+            (t.scan_score, t.counts.astype(np.float64)) if t.discrete else None for t in self._levels[0].stack.tables
+        ]
 
     def reset(self, features=None) -> None:
         """Clear the statistics of all features, or of the given feature indexes."""
@@ -275,8 +312,8 @@ class FeatureBank:
             if d:
                 scored = np.unique(features)
                 p0c[scored], radius[scored] = stack.p0c[scored], stack.radius[scored]
-        self.location_sums, self.location_counts = location, live_groups.sum(axis=1)
-        present = self.location_counts > 0
+        self.scan_sums, self.scan_counts = location, live_groups.sum(axis=1)
+        present = self.scan_counts > 0
         if present.any():
             omnibus, seen = multinomial_increment(
                 live_groups[present], p0c[present], self._seen[present], self._decay, radius[present]
