@@ -12,7 +12,8 @@ Each model version gets its own detector instances; their state travels in the a
   did not; and, for a new version, its outputs differ from the previous version's on inputs that do not (the
   previous version's last windows serve as its reference)
   (input drift's statistic stays below half its threshold) -- the signature of a swapped, corrupted or poisoned
-  model rather than of a changing world.
+  model rather than of a changing world. Only a window whose inputs were observed and judged in it, and that is not
+  partial (``windows``), can say the inputs were stable.
 
 The latest finding of each detector and a bounded list of recent alarms are kept for the status API.
 """
@@ -171,7 +172,7 @@ class Detection:
             ),
             None,
         )
-        if output is None or inputs is None or inputs.value >= inputs.threshold / 2:
+        if output is None or not _inputs_judged(window, inputs) or inputs.value >= inputs.threshold / 2:
             return None
         return Finding(
             kind=INTEGRITY,
@@ -195,6 +196,17 @@ class Detection:
 
     def summary(self, model: str, version: str) -> dict:
         return {label: _brief(f) for label, f in self.latest.get((model, version), {}).items()}
+
+
+def _inputs_judged(window: ClosedWindow, inputs: Finding | None) -> bool:
+    """Whether ``inputs`` judged this window's own inputs: a finding of this window, on feature values observed in
+    it, and a window that is not partial (where a source's inputs may be missing while its outputs are not)."""
+    return (
+        inputs is not None
+        and not window.partial
+        and inputs.window_end_unix_nano == window.end_unix_nano
+        and any(m == semconv.METRIC_FEATURE_VALUE and h.count for (m, _), h in window.histograms.items())
+    )
 
 
 def _brief(finding: Finding) -> dict:

@@ -1,10 +1,15 @@
 """The analyzer's state: decoded points in, per-model windows out. Pure: no I/O, and time only as an argument.
 
-Windows follow the data's own timestamps. A model's windows close when its newest point is ``lateness`` past their
-end (its watermark), or, for a model gone quiet, when the newest point of any model is ``lateness + idle_timeout``
-past them, or when nothing at all has arrived for ``idle_timeout`` of wall-clock time. Replaying recorded telemetry
-at any speed therefore closes the same windows with the same contents. A quiet model gets empty windows for its
-silence, so detectors can see it.
+Windows follow the data's own timestamps. A model version's data comes from one or more sources (the resources that
+send it: replicas, processes); each source's watermark is the end of its newest point. A window closes when the
+watermark of every source of the model version is ``lateness`` past its end, so one replica's export that arrives
+after another's does not find its window closed; a source whose newest point is ``idle_timeout`` behind the model's
+newest point has gone quiet and no longer holds windows open. Windows of a model gone quiet close when the newest
+point of any model is ``lateness + idle_timeout`` past them, or when nothing at all has arrived for ``idle_timeout``
+of wall-clock time. Replaying recorded telemetry at any speed therefore closes the same windows with the same
+contents. A quiet model gets empty windows for its silence, so detectors can see it. A window whose counts are not
+its sources' counts for its span (an export that came late put them in the next window) is marked partial (see
+``windows``).
 
 Points are routed by their ``otelml.model.name`` / ``otelml.model.version`` attributes; points without a model name
 are not otelml's and are counted as ignored.
@@ -66,11 +71,17 @@ class ModelVersion:
     calls: int = 0
     spans: int = 0
     windows_closed: int = 0
+    partial_windows: int = 0  # closed windows marked partial
+    sources: dict = field(default_factory=dict)  # source (resource) -> end of its newest point (its watermark)
 
     def __getstate__(self):  # history lives in the store's windows table, not in checkpoints
         state = dict(self.__dict__)
         state["history"] = deque()
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("sources", {})  # checkpoints from before windows waited for every source
+        self.__dict__.update(state)
 
 
 @dataclass
@@ -183,6 +194,7 @@ class State:
         reason = window.add(delta, extra)
         if reason:
             return reason
+        self._span(mv, point.key.resource, delta, index)
         if mv.task is None:
             mv.task = task
         if point.key.metric == semconv.METRIC_ROWS:
@@ -196,6 +208,26 @@ class State:
         self.counts["accepted"] += 1
         touched.add(mv)
         return None
+
+    def _span(self, mv: ModelVersion, source, delta, index: int) -> None:
+        """Note the time ``delta`` spans: landed in window ``index``, covering every open window it overlaps."""
+        end = delta.time_unix_nano
+        if end > mv.sources.get(source, 0):
+            mv.sources[source] = end
+        start = delta.start_unix_nano
+        if delta.kind == "gauge" or not 0 < start < end:
+            return
+        mv.open[index].land(source, start, end)
+        first = max(start // self.window_ns, index - self.config.limits.history + 1)
+        if mv.closed_through is not None:
+            first = max(first, mv.closed_through + 1)
+        else:
+            first = max(first, min(mv.open))
+        for covered in range(first, index + 1):
+            window = mv.open.get(covered)
+            if window is None:  # an empty window this point's interval runs through
+                window = mv.open[covered] = Window(covered, self.window_ns)
+            window.cover(source, start, end)
 
     def _model_version(self, model: str, version: str, now_ns: int) -> ModelVersion | None:
         mv = self.models.get((model, version))
@@ -223,7 +255,9 @@ class State:
         lateness = int(self.config.lateness_s * 1e9)
         closed = []
         for mv in touched:
-            closed += self._close_through(mv, window_index(mv.max_event_ns - lateness, self.window_ns) - 1, "watermark")
+            closed += self._close_through(
+                mv, window_index(self._watermark(mv) - lateness, self.window_ns) - 1, "watermark"
+            )
         quiet_mark = self.max_event_ns - lateness - int(self.config.idle_timeout_s * 1e9)
         if quiet_mark > 0:
             through = window_index(quiet_mark, self.window_ns) - 1
@@ -231,6 +265,13 @@ class State:
                 if mv not in touched and (mv.closed_through is None or mv.closed_through < through):
                     closed += self._close_through(mv, through, "idle")
         return closed
+
+    def _watermark(self, mv: ModelVersion) -> int:
+        """The oldest watermark among the model version's sources that have not gone quiet (forgetting those)."""
+        quiet = mv.max_event_ns - int(self.config.idle_timeout_s * 1e9)
+        for source in [s for s, end in mv.sources.items() if end < quiet]:
+            del mv.sources[source]
+        return min(mv.sources.values(), default=mv.max_event_ns)
 
     def tick(self, now_ns: int) -> list[ClosedWindow]:
         """Close windows by wall-clock silence: nothing has arrived at all for ``idle_timeout``."""
@@ -267,6 +308,7 @@ class State:
         while len(mv.history) > self.config.limits.history:
             mv.history.popleft()
         mv.windows_closed += 1
+        mv.partial_windows += window.partial
 
     # --- reading --------------------------------------------------------------------------------------------------
     def summary(self, mv: ModelVersion) -> dict:
@@ -283,6 +325,8 @@ class State:
             "first_seen_unix_nano": mv.first_seen_ns,
             "last_event_unix_nano": mv.max_event_ns,
             "windows_closed": mv.windows_closed,
+            "partial_windows": mv.partial_windows,
+            "sources": len(mv.sources),
             "open_windows": sorted(mv.open),
             "current_window": None
             if current is None

@@ -2,6 +2,14 @@
 
 A point belongs to the window that holds its end time (``time_unix_nano``; a point ending exactly on a boundary
 belongs to the window that ends there). Histograms are kept as lists and merged once, when the window closes.
+
+A delta point carries what happened over its whole interval ``(start, end]``, and that interval need not match a
+window: an export that comes late (a busy machine, an export interval as long as the window) leaves the window it
+skipped with nothing from that source and puts two windows' worth into the next. Each window therefore keeps, per
+source (the resource that sent the points), the time its points span (``landed``) and the part of its own span that
+the source's points cover wherever they landed (``covered``). When the two differ by half a window or more for any
+source, the window is *partial*: its counts are not that source's counts for this window. A source that sent nothing
+over the window's span (no points covering it) is silence, not a partial window.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from .points import ExplicitHistogram, Point
 _COMPACT_AT = 64
 EXEMPLAR_STREAMS = 32  # streams per window whose exemplars are kept ...
 EXEMPLARS_PER_STREAM = 2  # ... the newest of each
+MAX_SPANS = 16  # time spans kept per source and window; past it the two closest merge (an over-estimate)
 _UNKNOWN_STREAM = (None, ())  # the stream of exemplars from checkpoints written before they were kept per stream
 
 
@@ -33,6 +42,7 @@ class Window:
     gauges: dict = field(default_factory=dict)  # (metric, extra attributes) -> last value
     exemplars: dict = field(default_factory=dict)  # (metric, extra attributes) -> its newest exemplars, oldest first
     points: int = 0
+    spans: dict = field(default_factory=dict)  # source -> ([landed (start, end)], [covered (start, end)]), merged
 
     def add(self, point: Point, extra: tuple) -> str | None:
         """Add a delta point; returns a reason if it cannot be added."""
@@ -58,7 +68,26 @@ class Window:
     def __setstate__(self, state: dict) -> None:
         if isinstance(state.get("exemplars"), list):  # a checkpoint from before exemplars were kept per stream
             state["exemplars"] = {_UNKNOWN_STREAM: state["exemplars"]} if state["exemplars"] else {}
+        state.setdefault("spans", {})  # a checkpoint from before windows kept their sources' time spans
         self.__dict__.update(state)
+
+    def land(self, source, start_ns: int, end_ns: int) -> None:
+        """A point of ``source`` over ``(start_ns, end_ns]`` landed in this window."""
+        _add_span(self.spans.setdefault(source, ([], []))[0], start_ns, end_ns)
+
+    def cover(self, source, start_ns: int, end_ns: int) -> None:
+        """A point of ``source`` over ``(start_ns, end_ns]``, which overlaps this window, landed here or later."""
+        start = self.index * self.window_ns
+        _add_span(self.spans.setdefault(source, ([], []))[1], max(start_ns, start), min(end_ns, start + self.window_ns))
+
+    def partial(self) -> bool:
+        """Whether some source's points here span half a window more or less than they cover of this window."""
+        for landed, covered in self.spans.values():
+            spanned = sum(end - start for start, end in landed)
+            overlap = sum(end - start for start, end in covered)
+            if 2 * abs(spanned - overlap) >= self.window_ns:
+                return True
+        return False
 
     def _keep_exemplar(self, key: tuple, exemplar) -> None:
         """Keep the newest EXEMPLARS_PER_STREAM exemplars of each of the first EXEMPLAR_STREAMS streams."""
@@ -97,6 +126,7 @@ class Window:
             exemplars=tuple((*key, e) for key, kept in self.exemplars.items() for e in kept),
             points=self.points,
             closed_by=reason,
+            partial=self.partial(),
         )
 
 
@@ -116,10 +146,14 @@ class ClosedWindow:
     exemplars: tuple  # (metric, extra attributes, Exemplar)
     points: int
     closed_by: str  # "watermark" (the model's own data moved past it) or "idle" (the model went quiet)
+    # a source's points here span half a window more or less than they cover of it (see the module docstring): its
+    # counts are not the source's counts for this window, so detectors that read counts or absence skip it
+    partial: bool = False
 
     def __setstate__(self, state: dict) -> None:
         exemplars = state.get("exemplars", ())  # bare exemplars in windows from before they were kept per stream
         state["exemplars"] = tuple(e if isinstance(e, tuple) else (*_UNKNOWN_STREAM, e) for e in exemplars)
+        state.setdefault("partial", False)  # windows stored before partial windows were told apart
         self.__dict__.update(state)
 
     def counter(self, metric: str) -> float:
@@ -142,4 +176,23 @@ class ClosedWindow:
             "end_unix_nano": self.end_unix_nano,
             "points": self.points,
             "closed_by": self.closed_by,
+            "partial": self.partial,
         }
+
+
+def _add_span(spans: list, start: int, end: int) -> None:
+    """Add ``(start, end]`` to a sorted list of disjoint spans, merging what touches or overlaps it."""
+    if end <= start:
+        return
+    kept = []
+    for s, e in spans:
+        if e < start or s > end:
+            kept.append((s, e))
+        else:
+            start, end = min(start, s), max(end, e)
+    kept.append((start, end))
+    kept.sort()
+    while len(kept) > MAX_SPANS:  # merge the two closest neighbours
+        i = min(range(len(kept) - 1), key=lambda j: kept[j + 1][0] - kept[j][1])
+        kept[i : i + 2] = [(kept[i][0], kept[i + 1][1])]
+    spans[:] = kept

@@ -6,6 +6,11 @@ silence reaches this detector as windows with no calls. The baseline is the call
 ``baseline_windows`` windows, guarded by a conservative lower bound; after it, a Poisson CUSUM e-detector
 (``sequential.CountDrop``) over drops to 0, 10%, 30% and 60% of that rate alarms at ``ln A``.
 
+A partial window (a source's export for it came late and landed in the next window, see ``windows``) is skipped:
+its count is not the window's count, and the next window holds more than a window's worth; neither says anything
+about the call rate. Silence is not partial: a source that sent nothing over a window's span leaves it empty and
+complete.
+
 Real traffic is burstier than Poisson (diurnal cycles, batch jobs), which makes drops look more surprising than they
 are; ``min_drop`` requires the window's rate to be at most that share of the baseline before an alarm.
 """
@@ -45,6 +50,8 @@ class _CallRate(Detector):
         return window(index, calls=int(rng.poisson(cls._test_windows[0] if changed else cls._test_windows[1])))
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
+        if window.partial:  # its count is not this window's count (an export came late)
+            return []
         calls = window.counter(semconv.METRIC_CALLS)
         if self._test is None:
             if calls or self._windows:

@@ -360,7 +360,8 @@ class LatencyDetector(Detector):
     reference; threshold ``ln A``, so at most one false alarm per ``A`` windows on average while latency keeps its
     baseline distribution; p50/p95/p99 now and in the baseline in the details.
     Alarms only when the p50, p95 or p99 also rose by at least ``min_increase`` (relative); a slow tail of a few
-    percent of calls is ``SlowCallsDetector``'s."""
+    percent of calls is ``SlowCallsDetector``'s. A partial window (``windows``) is skipped: an export stalled past
+    its window, or a replica's calls are missing from it, so its calls are not a fair sample of the model's."""
 
     name = "latency"
     kind = PERFORMANCE
@@ -387,7 +388,7 @@ class LatencyDetector(Detector):
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
         live = _successful_durations(window)
-        if live is None or live.count == 0:
+        if live is None or live.count == 0 or window.partial:
             return []
         if self._detector is None:
             self._baseline.append(live)
@@ -428,7 +429,7 @@ class SlowCallsDetector(_RateDetector):
     guarded by its upper confidence bound; alarm at ``ln A``, so false alarms come at most once per ``A`` windows on
     average while the baseline holds (Waudby-Smith & Ramdas 2024, "Estimating means of bounded random variables by
     betting", JRSS B). A window at a coarser histogram scale counts only its buckets wholly above the cut: fewer slow
-    calls, never more.
+    calls, never more. Partial windows are skipped, as by ``LatencyDetector``.
 
     Example:
         >>> import numpy as np
@@ -467,6 +468,8 @@ class SlowCallsDetector(_RateDetector):
         return float(counts[lower >= self._cut].sum()), float(live.count)
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
+        if window.partial:
+            return []
         if self._cut is not None:
             return super().update(window, reference)
         live = _successful_durations(window)
