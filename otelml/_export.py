@@ -9,7 +9,9 @@ predict function never waits for any of this.
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import threading
 import time
 from collections import deque
@@ -111,6 +113,7 @@ class MetricsPump:
         self._stop = threading.Event()
         self._last_ns = time.time_ns()
         self._thread: threading.Thread | None = None
+        self._phase = random.uniform(0.25, 0.75)  # where in each interval this process collects; see next_export_delay
         self.exported = 0  # requests delivered, for tests and status
 
     def start(self) -> None:
@@ -119,7 +122,7 @@ class MetricsPump:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._stop.wait(next_export_delay(time.time(), self.interval_s, self._phase)):
             self.flush()
 
     def flush(self) -> bool:
@@ -180,6 +183,27 @@ class MetricsPump:
         self._last_ns = time.time_ns()
         if self._thread is not None:
             self.start()
+
+
+def next_export_delay(now_s: float, interval_s: float, phase: float) -> float:
+    """Seconds until the next collection: at ``phase`` (a share of the interval) past a multiple of the interval on
+    the wall clock (at least a hundredth of an interval away, so a wake-up a moment early does not collect twice).
+
+    A fixed cadence, not ``interval`` after the last export ended: waiting a full interval after each export makes the
+    period an interval plus the export's own time, so the collections drift through the analyzer's windows and, with an
+    interval as long as the window, every so often one window gets no export and the next gets two. On the wall-clock
+    grid, an interval that divides the window gives every window the same number of exports, each ending away from
+    the window's edges (a phase between a quarter and three quarters of an interval, random per process so replicas do
+    not all send at once); a collection held up past its time is followed by the next one on the grid, not by a burst.
+
+    Example:
+        >>> next_export_delay(100.2, 1.0, 0.5), next_export_delay(100.499, 1.0, 0.5), next_export_delay(100.0, 10.0, 0.5)
+        (0.3, 1.001, 5.0)
+    """
+    target = (math.floor(now_s / interval_s) + phase) * interval_s
+    while target - now_s < interval_s / 100:
+        target += interval_s
+    return round(target - now_s, 9)
 
 
 def env_interval_s(default_s: float) -> float:

@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 
 from otelml import histogram, semconv
+from otelml._export import next_export_delay
 from otelml.analyzer.detection import Detection
 from otelml.analyzer.detectors import (
     AvailabilityDetector,
@@ -156,3 +157,31 @@ def test_integrity_needs_inputs_observed_in_a_complete_window():
     assert integrity(partial) == []
     [found] = integrity(swapped(6, features=rng.normal(size=(2000, 3))))  # the swap itself is still found
     assert found.severity == "critical"
+
+
+def test_the_sdk_collects_on_a_fixed_grid_so_exports_do_not_drift_through_the_windows():
+    """With an export interval equal to the window, waiting a full interval after each export (the old loop) drifts
+    by the export's own time until a window gets no export and the next gets two; on the grid every window gets one,
+    and a collection held up by a stall is followed by the next on the grid, not by a second one in its window."""
+    rng = np.random.default_rng(6)
+    export_times = rng.uniform(0.0, 0.2, 300)  # seconds each export takes
+
+    def windows_hit(ends):
+        index = np.floor(np.asarray(ends)).astype(int)  # one-second windows
+        return np.bincount(index - index[0])
+
+    now, drifting = 1000.0, []
+    for took in export_times:
+        now += 1.0
+        drifting.append(now)
+        now += took
+    assert (windows_hit(drifting) == 0).any() and windows_hit(drifting).max() == 1
+
+    now, on_grid = 1000.0, []
+    for i, took in enumerate(export_times):
+        now += next_export_delay(now, 1.0, 0.4)
+        on_grid.append(now)
+        now += took + (1.7 if i == 100 else 0.0)  # one export stalls for 1.7 s
+    hits = windows_hit(on_grid)
+    assert hits.max() == 1 and (hits == 0).sum() == 1  # only the stall skips a window (marked partial there)
+    assert np.allclose(np.asarray(on_grid) % 1.0, 0.4)
