@@ -488,6 +488,12 @@ def _fit(scale, zero_threshold, zero_count, pos, neg, *, count, total, low, high
     pos = _combine([(pos[0] >> by, pos[1])]) if by else pos
     neg = _combine([(neg[0] >> by, neg[1])]) if by else neg
     pos, neg, moved, zero_threshold = _fold_below(pos, neg, scale, zero_threshold)
+    # A fold falls short where a bucket's bound underflows to 0 (indices past the range of doubles, which decoding
+    # refuses): then the scale goes down instead, so no sign ever spans more than max_size buckets
+    extra = _shift_to_fit([s for s in (pos, neg) if s[0].size], None, layout.max_size)
+    if extra:
+        scale -= extra
+        pos, neg = _combine([(pos[0] >> extra, pos[1])]), _combine([(neg[0] >> extra, neg[1])])
     (p_off, p), (n_off, n) = _dense(pos), _dense(neg)
     return ExpHistogram(scale, zero_threshold, zero_count + moved, p_off, p, n_off, n, count, total, low, high)
 

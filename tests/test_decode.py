@@ -30,6 +30,7 @@ from otelml.analyzer.decode import (
     decode_metrics,
     decode_metrics_request,
     decode_traces,
+    index_range,
     parse_otlp_json,
 )
 from otelml.analyzer.points import Exemplar
@@ -495,9 +496,16 @@ def corrupted(valid: bytes):
     return edits.map(apply)
 
 
-def traces_request(*spans) -> ExportTraceServiceRequest:
+def traces_request(*spans, resource=None) -> ExportTraceServiceRequest:
     scope_spans = trace_pb2.ScopeSpans(spans=list(spans))
-    return ExportTraceServiceRequest(resource_spans=[trace_pb2.ResourceSpans(scope_spans=[scope_spans])])
+    resource = Resource(attributes=key_values(resource or {}))
+    return ExportTraceServiceRequest(
+        resource_spans=[trace_pb2.ResourceSpans(resource=resource, scope_spans=[scope_spans])]
+    )
+
+
+def roundtrip_traces(request: ExportTraceServiceRequest):
+    return decode_traces(request.SerializeToString(), PROTOBUF)
 
 
 SMALL_HISTOGRAM = ExpHistogram(scale=2, positive_offset=-3, positive=np.array([1, 2]), zero_count=1, count=4, sum=1.0)
@@ -602,18 +610,21 @@ attribute_values = st.one_of(
 
 @st.composite
 def exp_histograms(draw) -> ExpHistogram:
-    """Valid exponential histograms: any scale, offsets and int32-range bucket indices, counts that add up."""
-    positive = np.array(draw(st.lists(counts, max_size=40)), dtype=np.int64)
-    negative = np.array(draw(st.lists(counts, max_size=40)), dtype=np.int64)
+    """Valid exponential histograms: any scale, bucket indices anywhere in the range of finite values at that scale,
+    counts that add up."""
+    scale = draw(st.integers(MIN_SCALE, MAX_SCALE))
+    first, last = index_range(scale)
+    positive = np.array(draw(st.lists(counts, max_size=min(40, last - first + 1))), dtype=np.int64)
+    negative = np.array(draw(st.lists(counts, max_size=min(40, last - first + 1))), dtype=np.int64)
     zero_count = draw(counts)
     low, high = sorted(draw(st.lists(finite, min_size=2, max_size=2)))
     return ExpHistogram(
-        scale=draw(st.integers(MIN_SCALE, MAX_SCALE)),
+        scale=scale,
         zero_threshold=draw(st.floats(0, 1e300)),
         zero_count=zero_count,
-        positive_offset=draw(st.integers(-(2**31), 2**31 - max(positive.size, 1))),
+        positive_offset=draw(st.integers(first, max(first, last - positive.size + 1))),
         positive=positive,
-        negative_offset=draw(st.integers(-(2**31), 2**31 - max(negative.size, 1))),
+        negative_offset=draw(st.integers(first, max(first, last - negative.size + 1))),
         negative=negative,
         count=zero_count + int(positive.sum()) + int(negative.sum()),
         sum=draw(finite),
@@ -718,6 +729,29 @@ def clear_value(point, data):
     point.ClearField("value")
 
 
+def at_scale(scale, sign, offset):
+    def mutate(point, data):
+        point.scale = scale
+        getattr(point, "negative" if sign == "positive" else "positive").offset = 0  # valid at any scale from 0 up
+        buckets = getattr(point, sign)
+        buckets.bucket_counts.extend([0] * (2 - len(buckets.bucket_counts)))
+        buckets.offset = offset
+
+    return mutate
+
+
+def long_attribute(key, value):
+    def mutate(point, data):
+        point.attributes.extend(key_values({key: value}))
+
+    return mutate
+
+
+def monotonic_negative(point, data):
+    data.is_monotonic = True
+    point.as_double = -1.5
+
+
 INVALID = [
     # (metric kind, mutation, reason)
     (EXP, set_fields(time_unix_nano=0), "time_unix_nano is 0"),
@@ -728,7 +762,16 @@ INVALID = [
     (EXP, set_fields(scale=-11), "exponential histogram scale -11 outside [-10, 20]"),
     (EXP, extend_buckets("positive", 16385), "exponential histogram has 16385 positive buckets, more than 16384"),
     (EXP, extend_buckets("negative", 16385), "exponential histogram has 16385 negative buckets, more than 16384"),
-    (EXP, extend_buckets("negative", 2, 2**31 - 1), "exponential histogram negative bucket index "),
+    (EXP, extend_buckets("negative", 2, 2**31 - 1), "exponential histogram negative buckets 2147483647 to "),
+    (EXP, at_scale(20, "positive", -(2**31)), "exponential histogram positive buckets -2147483648 to "),
+    (
+        EXP,
+        at_scale(0, "negative", 1023),
+        "exponential histogram negative buckets 1023 to ",
+    ),
+    (EXP, long_attribute("k", "x" * 1025), "attribute value of 1025 characters, more than 1024"),
+    (EXP, long_attribute("k" * 257, "v"), "attribute key of 257 characters, more than 256"),
+    (EXP, long_attribute("k", ["v"] * 129), "attribute value of 129 elements, more than 128"),
     (EXP, add_count, "exponential histogram count "),
     (EXP, set_fields(zero_threshold=-1.0), "exponential histogram zero_threshold -1.0 is negative or not finite"),
     (EXP, set_fields(zero_threshold=math.inf), "exponential histogram zero_threshold inf is negative or not finite"),
@@ -749,6 +792,7 @@ INVALID = [
     ("sum", temporality(0), "aggregation temporality is unspecified"),
     ("sum", clear_value, "data point has no value"),
     ("sum", set_fields(as_double=math.nan), "value nan is not finite"),
+    ("sum", monotonic_negative, "monotonic sum -1.5 is negative"),
     ("gauge", set_fields(as_double=-math.inf), "value -inf is not finite"),
     ("gauge", set_fields(time_unix_nano=0), "time_unix_nano is 0"),
 ]
@@ -817,13 +861,34 @@ def test_exemplar_ids_of_the_wrong_length_are_dropped():
         ({"trace_id": b""}, "trace id has 0 bytes, not 16"),
         ({"span_id": b"\x01" * 9}, "span id has 9 bytes, not 8"),
         ({"end_time_unix_nano": T0 - 1}, f"end_time_unix_nano {T0 - 1} < start_time_unix_nano {T0}"),
+        ({"name": "bad" + "x" * 300}, "span name of 303 characters, more than 256"),
     ],
 )
 def test_invalid_spans_are_rejected(fields, reason):
-    request = traces_request(trace_pb2.Span(name="bad", **{**SPAN, **fields}), trace_pb2.Span(name="good", **SPAN))
+    request = traces_request(trace_pb2.Span(**{"name": "bad", **SPAN, **fields}), trace_pb2.Span(name="good", **SPAN))
     decoded = decode_traces(request.SerializeToString(), PROTOBUF)
-    assert (decoded.rejected, decoded.errors) == (1, [f"span 'bad': {reason}"])
+    assert decoded.rejected == 1 and len(decoded.errors) == 1 and decoded.errors[0].endswith(reason)
     assert [s.name for s in decoded.spans] == ["good"]
+
+
+def test_over_long_span_attributes_are_left_out_and_the_span_kept():
+    """Spans pass through from every instrumentation: a 1 MB SQL statement costs its attribute, not the span."""
+    attributes = key_values({"db.statement": "x" * 1_000_000, "k" * 300: "v", "ok": "yes"})
+    decoded = roundtrip_traces(traces_request(trace_pb2.Span(name="s", attributes=attributes, **SPAN)))
+    [span] = decoded.spans
+    assert span.attributes == {"ok": "yes"} and decoded.rejected == 0
+
+
+def test_an_over_long_resource_attribute_rejects_its_points_and_spans_only():
+    long = {"service.name": "s" * 2_000}
+    point = pb.NumberDataPoint(time_unix_nano=T1, as_int=1)
+    request = metrics_request(metric("g", "gauge", [point, point]), resource=long)
+    request.resource_metrics.extend(metrics_request(metric("g", "gauge", [point])).resource_metrics)
+    decoded = roundtrip(request)
+    assert (len(decoded.points), decoded.rejected) == (1, 2)
+    assert decoded.errors == ["resource: attribute value of 2000 characters, more than 1024"]
+    spans = roundtrip_traces(traces_request(trace_pb2.Span(name="s", **SPAN), resource=long))
+    assert (spans.spans, spans.rejected) == ([], 1)
 
 
 def test_attribute_values_become_hashable_python_values():

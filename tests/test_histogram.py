@@ -161,3 +161,17 @@ def test_a_plain_exponential_histogram_loses_that_shift():
     ours = H.from_values(contaminated(rng, 1000.0, 5000))
     assert point.scale <= 2 < 10 <= ours.scale
     provider.shutdown()
+
+
+def test_a_merge_never_spans_more_than_max_size_buckets_whatever_the_indices():
+    """A bucket at index -2^31 (beyond the doubles, refused at decode) merged with ordinary data used to allocate
+    2^31 buckets when folding it into the zero bucket fell short; the merge now stays within the layout."""
+    rng = np.random.default_rng(0)
+    evil = H.ExpHistogram(
+        scale=20, zero_threshold=0.0, zero_count=0, positive_offset=-(2**31), positive=np.array([1, 1]),
+        negative_offset=0, negative=np.zeros(0, dtype=np.int64), count=2, sum=0.0,
+    )  # fmt: skip
+    merged = H.merge_all([H.from_values(rng.normal(size=50)) for _ in range(63)] + [evil])
+    assert merged.count == 63 * 50 + 2
+    assert merged.positive.size <= H.DEFAULT_LAYOUT.max_size
+    assert merged.negative.size <= H.DEFAULT_LAYOUT.max_size

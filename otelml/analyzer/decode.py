@@ -36,6 +36,9 @@ from .points import IDENTIFYING_RESOURCE_ATTRIBUTES, Decoded, Exemplar, Explicit
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 MAX_BUCKETS = 16384  # per sign of an exponential histogram
+MAX_NAME = 256  # characters of a metric name, span name or attribute key
+MAX_VALUE = 1024  # characters of a string attribute value (or hex characters of a bytes value)
+MAX_ITEMS = 128  # elements of an array or key-value list attribute value
 
 _TEMPORALITIES = metrics_pb2.AggregationTemporality
 _NO_RECORDED_VALUE = metrics_pb2.DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
@@ -187,11 +190,27 @@ def decode_metrics_request(request: ExportMetricsServiceRequest) -> Decoded:
     """
     decoded = Decoded()
     for resource_metrics in request.resource_metrics:
-        resource = _pairs(resource_metrics.resource.attributes, IDENTIFYING_RESOURCE_ATTRIBUTES)
+        try:
+            resource = _resource(resource_metrics.resource, resource_metrics.scope_metrics)
+        except _Invalid as exc:
+            points = sum(len(getattr(m, m.WhichOneof("data")).data_points) for m in _metrics(resource_metrics))
+            decoded.reject(f"resource: {exc}", count=points)
+            continue
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 _decode_metric(metric, resource, scope_metrics.scope.name, decoded)
     return decoded
+
+
+def _metrics(resource_metrics):
+    return [m for s in resource_metrics.scope_metrics for m in s.metrics if m.WhichOneof("data")]
+
+
+def _resource(resource, scopes) -> tuple:
+    """The identifying resource attributes; raises ``_Invalid`` for one over the length limits, or a scope name."""
+    for scope in scopes:
+        _check_name("scope name", scope.scope.name)
+    return _pairs(resource.attributes, IDENTIFYING_RESOURCE_ATTRIBUTES)
 
 
 def _decode_metric(metric, resource: tuple, scope: str, decoded: Decoded) -> None:
@@ -200,6 +219,7 @@ def _decode_metric(metric, resource: tuple, scope: str, decoded: Decoded) -> Non
         return
     data = getattr(metric, data_kind)
     try:
+        _check_name("metric name", metric.name)
         kind, convert, cumulative = _metric_kind(data_kind, data)
     except _Invalid as exc:
         decoded.reject(f"metric {_quote(metric.name)}: {exc}", count=len(data.data_points))
@@ -211,14 +231,21 @@ def _decode_metric(metric, resource: tuple, scope: str, decoded: Decoded) -> Non
         try:
             _check_times(point)
             value = convert(point)
+            if monotonic:
+                _check_number(value, monotonic)
+            key = _stream_key(resource, scope, metric.name, point.attributes)
         except _Invalid as exc:
             decoded.reject(f"metric {_quote(metric.name)}: {exc}")
             continue
-        key = _stream_key(resource, scope, metric.name, point.attributes)
         exemplars = tuple(_exemplar(e) for e in point.exemplars) if point.exemplars else ()
         decoded.points.append(
             Point(key, kind, point.start_time_unix_nano, point.time_unix_nano, cumulative, value, monotonic, exemplars)
         )
+
+
+def _check_number(value, monotonic: bool) -> None:
+    if monotonic and value < 0:
+        raise _Invalid(f"monotonic sum {value} is negative")
 
 
 def _metric_kind(data_kind: str, data):
@@ -261,8 +288,8 @@ def _exponential(point) -> ExpHistogram:
     if not 0.0 <= zero_threshold < math.inf:
         raise _Invalid(f"{what} zero_threshold {zero_threshold} is negative or not finite")
     positive, negative = point.positive, point.negative
-    positive_counts, in_positive = _bucket_counts(positive, "positive")
-    negative_counts, in_negative = _bucket_counts(negative, "negative")
+    positive_counts, in_positive = _bucket_counts(positive, "positive", scale)
+    negative_counts, in_negative = _bucket_counts(negative, "negative", scale)
     _check_count(what, point.count, point.zero_count + in_positive + in_negative)
     has_min, has_max = point.HasField("min"), point.HasField("max")
     low = point.min if has_min else math.inf
@@ -296,15 +323,29 @@ def _as_array(counts: list) -> np.ndarray:
 _NO_COUNTS = np.zeros(0, dtype=np.int64)
 
 
-def _bucket_counts(buckets, sign: str) -> tuple[list, int]:
+def index_range(scale: int) -> tuple[int, int]:
+    """The bucket indices at ``scale`` whose bounds are normal, finite doubles (2^-1022 to 2^1024): buckets past
+    them can hold no value a sender could have measured, and their bounds would underflow to 0 or overflow.
+
+    Example:
+        >>> index_range(0), index_range(20)[1] == 2**30 - 1
+        ((-1022, 1023), True)
+    """
+    return math.floor(-1022 * 2.0**scale), math.ceil(1024 * 2.0**scale) - 1
+
+
+def _bucket_counts(buckets, sign: str, scale: int) -> tuple[list, int]:
     """One sign's bucket counts as a plain list (read once from the message) and their exact total."""
     counts = buckets.bucket_counts[:]
     size = len(counts)
     if size > MAX_BUCKETS:
         raise _Invalid(f"exponential histogram has {size} {sign} buckets, more than {MAX_BUCKETS}")
-    last = buckets.offset + size - 1
-    if last >= 2**31:
-        raise _Invalid(f"exponential histogram {sign} bucket index {last} is out of the int32 range")
+    low, high = index_range(scale)
+    if size and not low <= buckets.offset <= buckets.offset + size - 1 <= high:
+        raise _Invalid(
+            f"exponential histogram {sign} buckets {buckets.offset} to {buckets.offset + size - 1} lie outside "
+            f"[{low}, {high}], the indices of finite values at scale {scale}"
+        )
     return counts, sum(counts)
 
 
@@ -383,7 +424,11 @@ def decode_traces_request(request: ExportTraceServiceRequest) -> Decoded:
     """The valid spans of a parsed request, as span summaries; invalid ones are rejected with a reason."""
     decoded = Decoded()
     for resource_spans in request.resource_spans:
-        resource = _pairs(resource_spans.resource.attributes, IDENTIFYING_RESOURCE_ATTRIBUTES)
+        try:
+            resource = _resource(resource_spans.resource, resource_spans.scope_spans)
+        except _Invalid as exc:
+            decoded.reject(f"resource: {exc}", count=sum(len(s.spans) for s in resource_spans.scope_spans))
+            continue
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 try:
@@ -394,6 +439,7 @@ def decode_traces_request(request: ExportTraceServiceRequest) -> Decoded:
 
 
 def _span(span, resource: tuple) -> SpanSummary:
+    _check_name("span name", span.name)
     if len(span.trace_id) != 16:
         raise _Invalid(f"trace id has {len(span.trace_id)} bytes, not 16")
     if len(span.span_id) != 8:
@@ -420,11 +466,12 @@ _MAX_KEYS = 100_000
 
 
 def _stream_key(resource: tuple, scope: str, metric: str, key_values) -> StreamKey:
-    """The stream key, with attributes sorted; cached by the attributes in the order they were sent."""
+    """The stream key, with attributes sorted; cached by the attributes in the order they were sent. Raises
+    ``_Invalid`` for an attribute over the length limits."""
     sent = []
     for kv in key_values:
         value = kv.value
-        sent.append((kv.key, value.string_value if value.WhichOneof("value") == "string_value" else _value(value)))
+        sent.append((_key(kv.key), _string(value) if value.WhichOneof("value") == "string_value" else _value(value)))
     sent = tuple(sent)
     lookup = (resource, scope, metric, sent)
     key = _KEYS.get(lookup)
@@ -437,30 +484,69 @@ def _stream_key(resource: tuple, scope: str, metric: str, key_values) -> StreamK
 
 
 def _attributes(key_values) -> dict:
-    """``KeyValue`` list as a dict of plain, hashable Python values (the last of duplicate keys wins)."""
-    return {kv.key: _value(kv.value) for kv in key_values}
+    """``KeyValue`` list as a dict of plain, hashable Python values (the last of duplicate keys wins). A span's
+    attribute over the length limits is left out (counted by the caller's reader as missing), not the span: spans
+    pass through from every instrumentation, and otelml reads only its own attributes."""
+    found = {}
+    for kv in key_values:
+        try:
+            found[_key(kv.key)] = _value(kv.value)
+        except _Invalid:
+            continue
+    return found
 
 
 def _pairs(key_values, names=None) -> tuple:
-    """Sorted ``(key, value)`` pairs, for stream identity; ``names``, if given, says which keys to keep."""
+    """Sorted ``(key, value)`` pairs, for stream identity; ``names``, if given, says which keys to keep. Raises
+    ``_Invalid`` for an attribute over the length limits."""
     found = {}
     for kv in key_values:
         if names is None or kv.key in names:
             value = kv.value
-            found[kv.key] = value.string_value if value.WhichOneof("value") == "string_value" else _value(value)
+            found[_key(kv.key)] = _string(value) if value.WhichOneof("value") == "string_value" else _value(value)
     return tuple(sorted(found.items()))
 
 
 def _value(any_value):
-    """``AnyValue`` as str, int, float or bool; arrays as tuples, key-value lists as pairs, bytes as hex, empty None."""
+    """``AnyValue`` as str, int, float or bool; arrays as tuples, key-value lists as pairs, bytes as hex, empty None.
+    Raises ``_Invalid`` past ``MAX_VALUE`` characters or ``MAX_ITEMS`` elements."""
     field = any_value.WhichOneof("value")
+    if field == "string_value":
+        return _string(any_value)
     if field == "array_value":
-        return tuple(_value(v) for v in any_value.array_value.values)
+        values = any_value.array_value.values
+        _check_items(len(values))
+        return tuple(_value(v) for v in values)
     if field == "kvlist_value":
+        _check_items(len(any_value.kvlist_value.values))
         return _pairs(any_value.kvlist_value.values)
     if field == "bytes_value":
+        if 2 * len(any_value.bytes_value) > MAX_VALUE:
+            raise _Invalid(f"attribute value of {len(any_value.bytes_value)} bytes, more than {MAX_VALUE // 2}")
         return any_value.bytes_value.hex()
     return getattr(any_value, field) if field else None
+
+
+def _string(any_value) -> str:
+    text = any_value.string_value
+    if len(text) > MAX_VALUE:
+        raise _Invalid(f"attribute value of {len(text)} characters, more than {MAX_VALUE}")
+    return text
+
+
+def _key(text: str) -> str:
+    _check_name("attribute key", text)
+    return text
+
+
+def _check_name(what: str, text: str) -> None:
+    if len(text) > MAX_NAME:
+        raise _Invalid(f"{what} of {len(text)} characters, more than {MAX_NAME}")
+
+
+def _check_items(size: int) -> None:
+    if size > MAX_ITEMS:
+        raise _Invalid(f"attribute value of {size} elements, more than {MAX_ITEMS}")
 
 
 def _quote(name: str) -> str:
