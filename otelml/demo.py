@@ -1,6 +1,6 @@
 """``otelml demo``: the whole loop on one machine, in about a minute, with no collector.
 
-It starts the analyzer (one-second windows, so a minute holds a day's worth of alarms), trains a gradient-boosting
+It starts the analyzer in its own process (one-second windows, so a minute holds a day's worth of alarms), trains a gradient-boosting
 classifier on river's bundled Phishing data (1,250 web pages; nothing is downloaded), and serves it through
 ``@otelml.monitor`` to simulated callers. Then, in turn, it
 
@@ -17,6 +17,8 @@ its alert.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +39,15 @@ PHASES = (  # (name, seconds)
     ("swapped model: same version, tampered weights", 8),
 )
 EXPECTED = {"drift", "performance", "integrity", "adversarial"}
+_SETTINGS = """[analyzer]
+window = 1
+lateness = 0
+warmup = 1500
+baseline_windows = 8
+alert_resolve_windows = 3
+alerts_endpoint = "{alerts}"
+alerts_protocol = "http/protobuf"
+"""
 
 
 def _load():
@@ -107,78 +118,83 @@ def main(argv=None) -> int:
 
     import logging
 
-    from otelml.analyzer.config import AnalyzerConfig
-    from otelml.analyzer.server import Server
-    from otelml.testing import OTLPSink
+    from otelml.testing import OTLPSink, free_port, launch_analyzer
 
     logging.getLogger("otelml").setLevel(logging.ERROR)  # the demo prints alerts as the SIEM receives them
+
     names, x, model, tampered = _load()
     rng = np.random.default_rng(7)
     probes = _evasion_probes(model, x, rng)
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="otelml-demo-")
-    with OTLPSink() as siem:
-        config = AnalyzerConfig(
-            otlp_grpc="127.0.0.1:0",
-            otlp_http="127.0.0.1:0",
-            http=args.http,
-            state_dir=state_dir,
-            window=1,
-            lateness=0,
-            warmup=1500,
-            baseline_windows=8,
-            alert_resolve_windows=3,
-            alerts_endpoint=siem.http_endpoint,
-            alerts_protocol="http/protobuf",
-        )
-        try:
-            server = Server(config).start()
-        except OSError as exc:
+    os.makedirs(state_dir, exist_ok=True)
+    host, _, port = args.http.rpartition(":")
+    ports = (free_port(), free_port(), int(port) or free_port())
+    with OTLPSink() as siem, open(os.path.join(state_dir, "analyzer.log"), "w") as log:
+        settings = os.path.join(state_dir, "demo-analyzer.toml")
+        with open(settings, "w") as f:
+            f.write(_SETTINGS.format(alerts=siem.http_endpoint))
+        try:  # its own process, as in production: its work does not hold up the model's calls (their latency)
+            analyzer = launch_analyzer(
+                ports, state_dir, "--http", f"{host}:{ports[2]}", "--config", settings, output=log
+            )
+        except RuntimeError as exc:
             print(f"otelml demo: {exc} (try --http 127.0.0.1:0)", file=sys.stderr)
             return 1
-        print(f"analyzer up; status page: http://{config.http.rpartition(':')[0]}:{server.api.port}/", flush=True)
         printer = _Printer(siem)
-        printer.start()
-        otelml.configure(
-            endpoint=f"http://127.0.0.1:{server.http.port}",
-            service_name="phishing-service",
-            caller_key="demo caller key",
-            set_global_tracer_provider=False,
-            export_interval_s=3600,
-        )
-        current = {"model": model}
-
-        @otelml.monitor(
-            model="phishing-detector",
-            version="1",
-            feature_names=names,
-            classes=model.classes_,
-            caller="caller",
-            fingerprint_bits=128,
-        )
-        def check(pages, caller):
-            return current["model"].predict_proba(np.atleast_2d(pages))
-
         try:
-            for name, seconds in PHASES:
-                print(f"--- {name} ({seconds} s)", flush=True)
-                current["model"] = tampered if name.startswith("swapped") else model
-                for _ in range(seconds):
-                    _serve_one_second(check, x, probes, name, rng)
-            time.sleep(1.1)
-            check(x[:1], caller="nightly-job")  # moves the last window past its end
-            otelml.force_flush()
-            deadline = time.monotonic() + 10
-            while not EXPECTED <= printer.kinds and time.monotonic() < deadline:
-                time.sleep(0.2)
-            time.sleep(0.5)
+            print(f"analyzer up; status page: http://{host}:{ports[2]}/ (its log: {log.name})", flush=True)
+            printer.start()
+            _run(f"http://127.0.0.1:{ports[1]}", names, x, model, tampered, probes, rng, printer)
         finally:
             otelml.shutdown()
             printer.stop.set()
-            printer.join(2)
-            server.stop()
+            if printer.is_alive():
+                printer.join(2)
+            analyzer.terminate()
+            try:
+                analyzer.wait(15)
+            except subprocess.TimeoutExpired:
+                analyzer.kill()
+                analyzer.wait(5)
     missing = EXPECTED - printer.kinds
     print(f"alert kinds seen: {sorted(printer.kinds)}" + (f"; missing: {sorted(missing)}" if missing else ""))
     return 0 if not missing else 1
+
+
+def _run(endpoint, names, x, model, tampered, probes, rng, printer) -> None:
+    """Serve the phases through ``@otelml.monitor``, then wait (at most 10 s) for every expected kind of alert."""
+    otelml.configure(
+        endpoint=endpoint,
+        service_name="phishing-service",
+        caller_key="demo caller key",
+        set_global_tracer_provider=False,
+        export_interval_s=3600,
+    )
+    current = {"model": model}
+
+    @otelml.monitor(
+        model="phishing-detector",
+        version="1",
+        feature_names=names,
+        classes=model.classes_,
+        caller="caller",
+        fingerprint_bits=128,
+    )
+    def check(pages, caller):
+        return current["model"].predict_proba(np.atleast_2d(pages))
+
+    for name, seconds in PHASES:
+        print(f"--- {name} ({seconds} s)", flush=True)
+        current["model"] = tampered if name.startswith("swapped") else model
+        for _ in range(seconds):
+            _serve_one_second(check, x, probes, name, rng)
+    time.sleep(1.1)
+    check(x[:1], caller="nightly-job")  # moves the last window past its end
+    otelml.force_flush()
+    deadline = time.monotonic() + 10
+    while not EXPECTED <= printer.kinds and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
 
 
 def _serve_one_second(check, x, probes, phase, rng):
