@@ -226,6 +226,13 @@ def http_receiver(analyzer: Analyzer, address: str) -> _Thread:
             self.signal = signal
             self.chunks, self.size = [], 0
 
+        def prepare(self):
+            """Credentials from the headers, before any of the body is read: an unauthenticated sender costs no
+            memory, whatever the size it announces."""
+            if not _token_ok(token, self.request.headers.get("Authorization")):
+                content_type = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+                self._status(401, code_pb2.UNAUTHENTICATED, "missing or wrong bearer token", content_type == JSON)
+
         def data_received(self, chunk):
             self.size += len(chunk)
             if self.size <= MAX_BODY:
@@ -236,8 +243,6 @@ def http_receiver(analyzer: Analyzer, address: str) -> _Thread:
         def post(self):
             content_type = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             json_wanted = content_type == JSON
-            if not _token_ok(token, self.request.headers.get("Authorization")):
-                return self._status(401, code_pb2.UNAUTHENTICATED, "missing or wrong bearer token", json_wanted)
             if self.size > MAX_BODY:
                 return self._status(413, code_pb2.RESOURCE_EXHAUSTED, "body over 64 MiB", json_wanted)
             body = b"".join(self.chunks)
