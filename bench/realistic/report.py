@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import math
 import os
+import pathlib
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -230,8 +232,8 @@ def main(argv=None) -> int:
     )
     started = time.perf_counter()
     print(
-        f"otelml {otelml.__version__}, numpy {np.__version__}; {'quick' if args.quick else 'full'} run, seed "
-        f"{streams.SEED}, A = {detectors.A:,}; {plan}"
+        f"otelml {otelml.__version__} from {pathlib.Path(otelml.__file__).parent} ({detector_state()}), numpy "
+        f"{np.__version__}; {'quick' if args.quick else 'full'} run, seed {streams.SEED}, A = {detectors.A:,}; {plan}"
     )
     unknown = set(args.only or ()) - {s.name for s in streams.streams()}
     if unknown:
@@ -255,6 +257,25 @@ def main(argv=None) -> int:
     table_goals(false_alarms, delays, chosen)
     print(f"\ntotal time {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def detector_state() -> str:
+    """Which drift detector is measured: the commit, and the files under otelml/analyzer/detectors/ that differ from
+    it in the work tree (other engineers change them while this runs)."""
+    folder = pathlib.Path(otelml.__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True)
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "analyzer/detectors"], cwd=folder, capture_output=True, text=True
+        )
+    except OSError:
+        return "not a git work tree"
+    if head.returncode != 0:
+        return "not a git work tree"
+    files = [line[3:].rsplit("/", 1)[-1] for line in changed.stdout.splitlines()]
+    return f"commit {head.stdout.strip()}" + (
+        f", detectors changed in the work tree: {', '.join(files)}" if files else ""
+    )
 
 
 class _Serial:
