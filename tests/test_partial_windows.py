@@ -54,7 +54,7 @@ def run(requests, lateness_s=0.0, idle_timeout_s=600.0):
         applied = st.apply(Decoded(points=list(points)), max(p.time_unix_nano for p in points))
         closed += applied.closed
         rejected += applied.rejected
-    return {w.index - FIRST: w for w in closed}, rejected
+    return {w.index - FIRST: w for w in closed if w.model == "m"}, rejected
 
 
 def test_an_export_that_misses_its_window_leaves_it_partial_and_the_next_one_too():
@@ -185,3 +185,25 @@ def test_the_sdk_collects_on_a_fixed_grid_so_exports_do_not_drift_through_the_wi
     hits = windows_hit(on_grid)
     assert hits.max() == 1 and (hits == 0).sum() == 1  # only the stall skips a window (marked partial there)
     assert np.allclose(np.asarray(on_grid) % 1.0, 0.4)
+
+
+def test_a_model_that_stops_in_a_replica_still_reporting_others_gets_its_windows_closed_at_once():
+    # the SDK sends every model of a process in one export: a source that moved on without a model's points had no
+    # calls of it, so that model's windows close on the source's watermark, empty and complete (an outage), without
+    # waiting for the idle timeout
+    others = [
+        Point(
+            key(semconv.METRIC_CALLS, "a", **{semconv.MODEL_NAME: "other"}),
+            "sum",
+            T0 + (e - 60) * S,
+            T0 + e * S,
+            False,
+            CALLS,
+            monotonic=True,
+        )
+        for e in range(59, 300, 60)
+    ]
+    requests = [export(-1, 59) + others[:1]] + [[p] for p in others[1:]]
+    windows, _ = run(requests, idle_timeout_s=3600)
+    assert [windows[i].counter(semconv.METRIC_CALLS) for i in range(4)] == [CALLS, 0, 0, 0]
+    assert not any(w.partial for w in windows.values()) and {w.closed_by for w in windows.values()} == {"watermark"}

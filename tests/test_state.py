@@ -89,7 +89,7 @@ def test_windows_close_by_event_time_and_late_points_are_counted():
 
 def test_a_quiet_model_gets_empty_windows_from_other_models_progress():
     st = state()
-    apply(st, rows(T0 + 5 * S, 3, model="quiet"), rows(T0 + 5 * S, 3, model="busy"))
+    apply(st, rows(T0 + 5 * S, 3, model="quiet", instance="q"), rows(T0 + 5 * S, 3, model="busy"))
     closed = apply(st, rows(T0 + 400 * S, 1, model="busy")).closed
     quiet = [w for w in closed if w.model == "quiet"]
     assert [w.points for w in quiet][:1] == [1] and all(w.points == 0 for w in quiet[1:])

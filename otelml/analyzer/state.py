@@ -1,10 +1,11 @@
 """The analyzer's state: decoded points in, per-model windows out. Pure: no I/O, and time only as an argument.
 
 Windows follow the data's own timestamps. A model version's data comes from one or more sources (the resources that
-send it: replicas, processes); each source's watermark is the end of its newest point. A window closes when the
-watermark of every source of the model version is ``lateness`` past its end, so one replica's export that arrives
-after another's does not find its window closed; a source whose newest point is ``idle_timeout`` behind the model's
-newest point has gone quiet and no longer holds windows open. Windows of a model gone quiet close when the newest
+send it: replicas, processes); a source's watermark is the end of its newest point, of any model (one export of the
+SDK carries every model of its process, so a source that moved on without a model's points had no calls of it). A
+window closes when the watermark of every source of the model version is ``lateness`` past its end, so one
+replica's export that arrives after another's does not find its window closed; a source whose newest point is
+``idle_timeout`` behind the newest point of all has gone quiet and no longer holds windows open. Windows of a model gone quiet close when the newest
 point of any model is ``lateness + idle_timeout`` past them, or when nothing at all has arrived for ``idle_timeout``
 of wall-clock time. Replaying recorded telemetry at any speed therefore closes the same windows with the same
 contents. A quiet model gets empty windows for its silence, so detectors can see it. A window whose counts are not
@@ -72,7 +73,7 @@ class ModelVersion:
     spans: int = 0
     windows_closed: int = 0
     partial_windows: int = 0  # closed windows marked partial
-    sources: dict = field(default_factory=dict)  # source (resource) -> end of its newest point (its watermark)
+    sources: dict = field(default_factory=dict)  # source (resource) -> end of its newest point of this version
 
     def __getstate__(self):  # history lives in the store's windows table, not in checkpoints
         state = dict(self.__dict__)
@@ -108,6 +109,7 @@ class State:
         self.max_event_ns = 0
         self.last_arrival_ns = 0
         self.counts: Counter = Counter()  # received, accepted, rejected, ignored, late, stale, spans, ...
+        self.sources: dict = {}  # source (resource) -> end of its newest point of any model (its watermark)
         self._routes: dict = {}
 
     def __getstate__(self):  # the route cache is rebuilt on demand
@@ -115,15 +117,19 @@ class State:
         state["_routes"] = {}
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("sources", {})  # checkpoints from before windows waited for every source
+        self.__dict__.update(state)
+
     # --- input ----------------------------------------------------------------------------------------------------
     def apply(self, decoded: Decoded, now_ns: int) -> Applied:
         """Add a decoded request's points and spans; returns what was accepted and the windows that closed."""
         result = Applied(rejected=decoded.rejected, errors=list(decoded.errors))
         self.counts["received"] += len(decoded.points) + decoded.rejected
-        touched = set()
+        touched, sources = set(), set()
         future_limit = now_ns + int(self.config.limits.max_future_s * 1e9)
         for point in decoded.points:
-            reason = self._apply_point(point, now_ns, future_limit, touched)
+            reason = self._apply_point(point, now_ns, future_limit, touched, sources)
             if reason is None:
                 result.accepted += 1
             elif reason != "ignored":
@@ -133,7 +139,7 @@ class State:
         self._count_spans(decoded.spans)
         if decoded.points or decoded.spans:
             self.last_arrival_ns = now_ns
-        result.closed = self._close_by_event_time(touched)
+        result.closed = self._close_by_event_time(touched, sources)
         return result
 
     def _route(self, key) -> tuple | None:
@@ -158,7 +164,7 @@ class State:
                 self._routes[key] = route
         return route
 
-    def _apply_point(self, point, now_ns, future_limit, touched) -> str | None:
+    def _apply_point(self, point, now_ns, future_limit, touched, sources) -> str | None:
         route = self._route(point.key)
         if route is None:
             self.counts["ignored"] += 1
@@ -207,6 +213,7 @@ class State:
         self.max_event_ns = max(self.max_event_ns, point.time_unix_nano)
         self.counts["accepted"] += 1
         touched.add(mv)
+        sources.add(point.key.resource)
         return None
 
     def _span(self, mv: ModelVersion, source, delta, index: int) -> None:
@@ -214,6 +221,10 @@ class State:
         end = delta.time_unix_nano
         if end > mv.sources.get(source, 0):
             mv.sources[source] = end
+        if end > self.sources.get(source, 0):
+            self.sources[source] = end
+            if len(self.sources) > self.config.limits.max_streams:  # bounded: forget the quietest
+                del self.sources[min(self.sources, key=self.sources.get)]
         start = delta.start_unix_nano
         if delta.kind == "gauge" or not 0 < start < end:
             return
@@ -251,10 +262,12 @@ class State:
             self.counts["spans"] += 1
 
     # --- closing windows ------------------------------------------------------------------------------------------
-    def _close_by_event_time(self, touched) -> list[ClosedWindow]:
+    def _close_by_event_time(self, touched, sources) -> list[ClosedWindow]:
+        """Close what the watermarks of the sources in this request, and of the data as a whole, moved past."""
         lateness = int(self.config.lateness_s * 1e9)
         closed = []
-        for mv in touched:
+        moved = [mv for mv in self.models.values() if mv in touched or not sources.isdisjoint(mv.sources)]
+        for mv in moved:
             closed += self._close_through(
                 mv, window_index(self._watermark(mv) - lateness, self.window_ns) - 1, "watermark"
             )
@@ -262,16 +275,16 @@ class State:
         if quiet_mark > 0:
             through = window_index(quiet_mark, self.window_ns) - 1
             for mv in self.models.values():
-                if mv not in touched and (mv.closed_through is None or mv.closed_through < through):
+                if mv not in moved and (mv.closed_through is None or mv.closed_through < through):
                     closed += self._close_through(mv, through, "idle")
         return closed
 
     def _watermark(self, mv: ModelVersion) -> int:
-        """The oldest watermark among the model version's sources that have not gone quiet (forgetting those)."""
-        quiet = mv.max_event_ns - int(self.config.idle_timeout_s * 1e9)
-        for source in [s for s, end in mv.sources.items() if end < quiet]:
-            del mv.sources[source]
-        return min(mv.sources.values(), default=mv.max_event_ns)
+        """The oldest watermark among the model version's sources that have not gone quiet; the version's own newest
+        point when all have."""
+        quiet = self.max_event_ns - int(self.config.idle_timeout_s * 1e9)
+        live = [self.sources[s] for s in mv.sources if self.sources.get(s, 0) >= quiet]
+        return min(live, default=mv.max_event_ns)
 
     def tick(self, now_ns: int) -> list[ClosedWindow]:
         """Close windows by wall-clock silence: nothing has arrived at all for ``idle_timeout``."""
