@@ -1,6 +1,6 @@
 """Attack detection through the real SDK and analyzer, on ART campaigns against Phishing models.
 
-Every query of the bench's traffic (``attacks``: benign callers replaying held-out Phishing rows, ART HopSkipJump,
+Every query of the bench's traffic (``attacks``: benign callers replaying held-out Phishing rows (among them jittered re-senders, float32 clients and paging clients), ART HopSkipJump,
 Boundary and ZOO evasion, KnockoffNets and a synthetic extraction thief) is a call of a real ``@otelml.monitor``
 predict function with ``caller=`` and ``fingerprint_bits=128``, batched as the attack batched it; the spans go over
 OTLP/HTTP to ``otelml analyzer`` running as its own process, whose alerts arrive at a local OTLP receiver (the
@@ -127,7 +127,7 @@ def replay(calls: list, names: tuple) -> tuple:
         span_ids = []
         try:
             for i, (caller, rows, _) in enumerate(calls):
-                predict(rows, caller=caller)
+                predict(rows.astype(np.float32) if "-float32-" in caller else rows, caller=caller)
                 span_ids.append(otelml.last_prediction_id())
                 if i % FLUSH_EVERY == FLUSH_EVERY - 1:
                     otelml.force_flush()
@@ -186,7 +186,13 @@ def measure(traffic, calls: list, alerts: dict, split: int) -> dict:
     benign_callers = {caller for caller, _, c in calls if c < 0}
     benign_queries = sum(len(rows) for _, rows, c in calls if c < 0)
     flagged = [caller for caller in alerts if caller in benign_callers]
+    kinds: dict = {}  # benign caller kind -> [callers, alerted]
+    for caller in benign_callers:
+        kinds.setdefault(kind_of(caller), [0, 0])[0] += 1
+    for caller in flagged:
+        kinds[kind_of(caller)][1] += 1
     return {
+        "kinds": kinds,
         "campaigns": {c: per_campaign.get(c) for c in {c for _, _, c in calls if c >= 0}},
         "benign callers": len(benign_callers),
         "benign queries": benign_queries,
@@ -194,6 +200,11 @@ def measure(traffic, calls: list, alerts: dict, split: int) -> dict:
         "benign detectors": sorted({alerts[c][1] for c in flagged}),
         "split": split,
     }
+
+
+def kind_of(caller: str) -> str:
+    """The kind of a benign caller (``benign1-jitter-17~0``: jitter)."""
+    return caller.split("-")[1]
 
 
 def report(traffic, results: list, share: float) -> None:
@@ -205,6 +216,7 @@ def report(traffic, results: list, share: float) -> None:
             f"({r['benign alerted'] / r['benign callers']:.3%}), {r['benign alerted'] / r['benign queries'] * 1e3:.3f} "
             f"per 1,000 benign queries; detectors {r['benign detectors'] or '-'}"
         )
+        print("           " + ", ".join(f"{k} {a}/{n:,}" for k, (n, a) in sorted(r["kinds"].items())))
     print(f"\nEvasion ({', '.join(PROBING)}): attack queries until the first alert, campaign at {share:.0%} of traffic")
     print("  split  detected  median  p90   by")
     for r in results:

@@ -40,16 +40,40 @@ class Traffic:
             self.send(f"benign-{who}", row)
 
     def probe(self, callers, queries, benign_between=3):
-        """A black-box evasion campaign: steps around one point, shrinking like HopSkipJump's, spread over
-        ``callers``; returns the attack queries sent until the first alarm on any of them (None if none)."""
-        start = inputs(self.rng, 1)[0]
+        """A black-box evasion campaign spread over ``callers``: a walk from one ordinary input towards another (a
+        decision boundary between them), each query a small step from the last with a little noise, as
+        HopSkipJump's and Boundary's steps are; returns the attack queries sent until the first alarm on any of
+        them (None if none)."""
+        start, target = inputs(self.rng, 2)
         for q in range(queries):
             caller = callers[q % len(callers)]
-            self.send(caller, start + self.rng.normal(size=FEATURES) * 0.3 / (1 + q / 10))
+            position = start + (target - start) * q / queries
+            self.send(caller, position + self.rng.normal(size=FEATURES) * 0.05)
             if any(c in self.alarms for c in callers):
                 return q + 1
             self.benign(benign_between)
         return None
+
+
+def test_callers_resending_a_few_rows_with_noise_do_not_alarm():
+    """Jittered re-senders: 1,000 callers, each re-sending one to three of its own rows 20 to 60 times with
+    Gaussian noise of sd 0.02 of each feature's range (a person adjusting a form, a sensor, a retry), among
+    ordinary traffic. Their queries are near each other but in no order: at most 0.1% of them (1) may alarm.
+    (Before the walk test, every one of them alarmed as an evasion prober.)"""
+    flagged, callers = 0, 0
+    for seed in range(2):
+        traffic = Traffic(600 + seed)
+        traffic.benign(3000)
+        spread = np.ptp(inputs(traffic.rng, 1000), axis=0)
+        for c in range(500):
+            rows = inputs(traffic.rng, int(traffic.rng.integers(1, 4)))
+            for _ in range(int(traffic.rng.integers(20, 61))):
+                row = rows[traffic.rng.integers(len(rows))]
+                traffic.send(f"benign-jitter-{c}", row + traffic.rng.normal(size=FEATURES) * 0.02 * spread)
+            traffic.benign(3)
+        flagged += len(benign_alarms(traffic))
+        callers += 500
+    assert flagged <= callers // 1000, flagged
 
 
 def benign_alarms(traffic):
@@ -67,6 +91,8 @@ def test_ordinary_callers_including_repeaters_do_not_alarm():
 
 
 def test_every_probing_campaign_is_found_within_fifty_queries():
+    """Measured: delays 17 to 51, mean 35.8, over these 10 campaigns (each its own start, target and noise). The
+    bounds fail on a doubled delay, and on a 1,000 times stricter threshold (then: 33 to 66, mean 46.5)."""
     delays = []
     for seed in range(10):
         traffic = Traffic(100 + seed)
@@ -74,7 +100,8 @@ def test_every_probing_campaign_is_found_within_fifty_queries():
         delays.append(traffic.probe(["mallory"], 200))
         assert not benign_alarms(traffic)
         assert traffic.alarms["mallory"][0][0] == "evasion probing"
-    assert all(d is not None for d in delays) and np.median(delays) <= 50, delays
+    assert all(d is not None and d <= 60 for d in delays) and np.mean(delays) <= 40, delays
+    assert len(set(delays)) >= 6, delays  # the campaigns really differ
 
 
 def test_a_campaign_split_over_twenty_callers_is_found_within_300_queries():
@@ -87,7 +114,8 @@ def test_a_campaign_split_over_twenty_callers_is_found_within_300_queries():
         assert not benign_alarms(traffic)
         detectors = {d for c in accounts for d, *_ in traffic.alarms.get(c, [])}
         assert "split probing" in detectors, detectors
-    assert all(d is not None and d <= 300 for d in delays), delays
+    # measured: 32 to 201, median 69; a doubled delay fails the median
+    assert all(d is not None and d <= 300 for d in delays) and np.median(delays) <= 100, delays
 
 
 @pytest.mark.parametrize("pace", [1, 9], ids=["half the traffic", "a tenth of the traffic"])
@@ -175,6 +203,21 @@ def test_callers_whose_inputs_are_often_new_do_not_alarm_when_everyone_sends_new
     assert not benign_alarms(continuous)
 
 
+def test_a_float32_client_of_public_rows_is_not_novel_and_a_thief_still_is():
+    """The same rows sent as float32 digest as the float64 rows ordinary callers send: a client of another number
+    type asking public rows is not a thief; a thief with its own rows, sent as float32 too, still is."""
+    quiet, caught = [], []
+    for seed in range(2):
+        traffic = DiscreteTraffic(700 + seed)
+        traffic.pool = traffic.pool + traffic.rng.random(traffic.pool.shape) / 7  # values float32 cannot hold
+        traffic.benign(4000)
+        quiet.append(traffic.steal(traffic.pool[:200].astype(np.float32), thief="float32 client") is None)
+        own = discrete_rows(traffic.rng, 200) + traffic.rng.random((200, FEATURES)) / 7
+        caught.append(traffic.steal(own.astype(np.float32)))
+        assert not benign_alarms(traffic)
+    assert all(quiet) and all(c is not None and c <= 100 for c in caught), (quiet, caught)
+
+
 def test_a_count_is_rare_only_at_twice_what_all_but_one_in_rarity_callers_reached():
     from otelml.analyzer.attacks import _ModelTraffic
 
@@ -251,7 +294,7 @@ def test_a_probing_caller_through_sdk_and_analyzer_raises_an_alert_that_survives
     flags = ["--window", "1", "--lateness", "0", "--alerts-endpoint", f"http://127.0.0.1:{ports[3]}"]
     flags += ["--alerts-protocol", "http/protobuf"]
     rng = np.random.default_rng(7)
-    start = inputs(rng, 1)[0]
+    start, target = inputs(rng, 2)
 
     def send(queries, offset):
         otelml.configure(
@@ -266,8 +309,9 @@ def test_a_probing_caller_through_sdk_and_analyzer_raises_an_alert_that_survives
         try:
             for x in inputs(rng, 1000):  # ordinary traffic from 100 callers (it also fixes the standardization)
                 predict(x[None], user=f"user-{rng.integers(0, 100)}")
-            for q in range(offset, offset + queries):
-                predict((start + rng.normal(size=FEATURES) * 0.3 / (1 + q / 10))[None], user="mallory")
+            for q in range(offset, offset + queries):  # a walk, as in Traffic.probe
+                position = start + (target - start) * q / 200
+                predict((position + rng.normal(size=FEATURES) * 0.05)[None], user="mallory")
                 predict(inputs(rng, 1), user=f"user-{rng.integers(0, 100)}")
             assert otelml.force_flush()
             time.sleep(1.1)
@@ -285,7 +329,7 @@ def test_a_probing_caller_through_sdk_and_analyzer_raises_an_alert_that_survives
             proc.wait(10)
             assert not sink.requests["logs"]
             proc = launch_analyzer(ports, str(tmp_path / "state"), *flags)
-            send(20, 12)
+            send(60, 12)
             assert sink.wait_for(lambda: any(_adversarial(sink)), 30)
         finally:
             proc.terminate()
@@ -294,7 +338,7 @@ def test_a_probing_caller_through_sdk_and_analyzer_raises_an_alert_that_survives
     attrs = attributes(record.attributes)
     mallory = otelml._callers.CallerHasher(b"test key").id("mallory")
     assert attrs[semconv.CALLER_ID] == mallory and attrs[semconv.ALERT_DETECTOR] == "evasion probing"
-    assert 14 <= attrs[semconv.ALERT_QUERIES] <= 32  # the campaign's queries before the restart count too
+    assert 14 <= attrs[semconv.ALERT_QUERIES] <= 72  # the campaign's queries before the restart count too
     assert len(attrs[semconv.ALERT_FIRST_TRACE_ID]) == 32 and len(record.trace_id) == 16
     assert attrs[semconv.ALERT_FIRST_TRACE_ID] != record.trace_id.hex()
     assert mallory in record.body.string_value and "queries" in record.body.string_value

@@ -17,7 +17,7 @@ from .data import SEED, phishing
 from .stream import Stream, mix
 
 CACHE = pathlib.Path(__file__).resolve().parent.parent / ".cache"
-VERSION = 1  # bump when generation changes: the cache key includes it
+VERSION = 2  # bump when generation changes: the cache key includes it
 
 
 @dataclasses.dataclass(frozen=True)

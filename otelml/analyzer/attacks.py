@@ -12,13 +12,19 @@ small angle from each other; nothing else about the input is known here. Per mod
 
 Three tests:
 
-- evasion probing (Chen, Carlini & Wagner 2020), a CUSUM e-detector per caller on a win/lose sequence with win
-  probability at most 1/2 while the caller behaves like everyone else (the bet ``1 + 2 stake (win - 1/2)``, mixed
-  over four stakes; alarm at ``ln A``, so such a caller alarms less than once per ``A`` distinct queries): a query
-  wins when its mean distance to its ``k`` nearest earlier distinct queries *of the same caller* is below
-  ``ratio`` times the same distance to as many fingerprints drawn from the reservoir. Exact repeats are counted,
-  not bet on, so callers that legitimately ask the same thing again are not suspects. Black-box attacks
-  (HopSkipJump, Boundary) query many close, distinct points and win every time.
+- evasion probing (Chen, Carlini & Wagner 2020), a CUSUM e-detector per caller on a win/lose sequence (the bet
+  ``1 + stake (win - q) / q``, mixed over four stakes; alarm at ``ln A``): a query wins when it is *near* (its mean
+  distance to its ``k`` nearest earlier distinct queries of the same caller is below ``ratio`` times the same
+  distance to as many fingerprints drawn from the reservoir) *and* it *walked* (its nearest earlier query is one
+  of the caller's ``latest`` share of them, ties broken at random); ``q`` is that share. Under the null that the
+  caller's distinct queries are exchangeable (drawn in any order from one distribution, whatever it is: a browser,
+  or a caller re-sending a few rows of its own with noise), the nearest is equally likely to be any of them, so a
+  query walks with probability ``q`` and the caller alarms less than once per ``A`` distinct queries. A walk (each
+  query a small step from the last ones: HopSkipJump's line searches and moving centre, Boundary's steps) keeps
+  winning. What no fingerprint test can tell apart: a cloud of queries around one point in no order, such as
+  HopSkipJump's gradient estimation and a jittered re-sender; the campaign is found at its next step. Exact
+  repeats are counted, not bet on. Callers whose successive inputs are related (a drifting sensor, a time series)
+  do walk and can alarm (``trusted`` exempts callers from the extraction tests only).
 - split probing (after Blacklight, Li et al. 2022), one query at a time, whoever sends it: ``n`` of the recent
   queries of *other* callers lie within ``radius`` bits of it (the very same input left out), against ``m`` of as
   many reservoir fingerprints. If recent and past traffic are alike, ``n`` given ``n + m`` is Binomial(1/2), and the
@@ -41,10 +47,12 @@ Three tests:
   once alarmed (one thief must not hide the next). A caller whose inputs nobody else sends (a new client with
   its own data) looks like a thief to the novelty signal: list it in ``trusted``.
 
-Why exchangeability gives the 1/2: if the caller's queries and the reservoir are draws from one distribution, the
-two distances are exchangeable, and "own < ratio x reservoir" with ``ratio <= 1`` is at most as likely as its
-reverse. Callers who really do ask about a narrow region (a shop querying its own products) break that assumption
-and can alarm; ``ratio`` below 1 buys room for them.
+Why exchangeability gives ``q``: given the set of the caller's first ``t`` distinct queries and the newest, the
+order of the others is uniformly random, so the position of the newest one's nearest among them is uniform (exactly
+so over a caller's whole past; the test keeps its last ``history``, which leaves a small dependence between
+successive bets). The *near* condition only makes wins rarer: an ordinary browser is rarely near its own queries
+at all. Callers who ask about a narrow region in no particular order (a shop querying its own products) stay
+exchangeable and do not alarm.
 
 Example:
     >>> watch = CallerWatch()
@@ -78,14 +86,15 @@ _STATISTICS = {
 }
 _STAKES = np.array([0.25, 0.5, 0.75, 0.95])  # shares of the stake bet on "win"; a loss keeps 1 - stake of it
 _MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)  # Bloom filter positions of a digest
-FORMAT = 2  # of the checkpointed state; a checkpoint of another format starts the attack state afresh
+FORMAT = 3  # of the checkpointed state; a checkpoint of another format starts the attack state afresh
 
 
 @dataclass(frozen=True)
 class AttackConfig:
     false_alarms: float = 1e4  # A: distinct queries of an ordinary caller per false alarm, on average
     k: int = 3  # nearest neighbours averaged
-    ratio: float = 0.5  # a query wins when its neighbours are this much nearer than the reservoir's
+    ratio: float = 0.5  # a query is near when its neighbours are this much nearer than the reservoir's ...
+    latest: float = 0.25  # ... and wins when its nearest earlier query is among this share of the caller's latest
     min_history: int = 4  # distinct queries of a caller before its own history is bet on
     history: int = 64  # distinct fingerprints kept per caller
     recent: int = 1024  # distinct fingerprints of all callers kept in arrival order
@@ -119,6 +128,8 @@ class AttackConfig:
                 raise ValueError(f"attacks.{name} must be larger than 1, got {getattr(self, name)!r}")
         if not 0 < self.ratio <= 1:
             raise ValueError(f"attacks.ratio must lie in (0, 1], got {self.ratio!r}")
+        if not 0 < self.latest <= 0.5:
+            raise ValueError(f"attacks.latest must lie in (0, 0.5], got {self.latest!r}")
         if not 0 < self.novelty_floor < 1:
             raise ValueError(f"attacks.novelty_floor must lie in (0, 1), got {self.novelty_floor!r}")
         sizes = ("k", "min_history", "history", "recent", "reservoir", "max_callers", "max_models", "max_pending")
@@ -188,6 +199,17 @@ def knn(x: np.ndarray, others: np.ndarray, k: int) -> float:
         return math.inf
     k = min(k, d.size)
     return float(np.partition(d, k - 1)[:k].mean())
+
+
+def walked(x: np.ndarray, own: np.ndarray, latest: int, rng: np.random.Generator) -> bool:
+    """Whether the nearest of a caller's earlier distinct queries ``own`` (oldest first) to ``x`` is one of its
+    ``latest``, ties broken at random. If the caller's queries are exchangeable (drawn in any order from one
+    distribution: a browser, a caller re-sending a few rows with noise), the nearest is equally likely to be any of
+    them, so this happens with probability ``latest / len(own)``; a walk (each query a step from the last ones)
+    makes it happen far more often."""
+    d = distances(x, own)
+    nearest = np.flatnonzero(d == d.min())
+    return bool(nearest[rng.integers(nearest.size)] >= own.shape[0] - latest)
 
 
 class _Bet:
@@ -425,9 +447,11 @@ class CallerWatch:
             traffic.callers_seen += 1
         state.distinct += 1
         own = state.prints if state.prints is not None else np.zeros((0, x.size), dtype=np.uint64)
-        if own.shape[0] >= c.min_history and traffic.reservoir.shape[0] >= 4 * c.min_history:
-            win = knn(x, own, c.k) < c.ratio * knn(x, traffic.sample(own.shape[0]), c.k)
-            found += self._bet(state, state.own, win, "evasion probing", at)
+        latest = int(own.shape[0] * c.latest)
+        if own.shape[0] >= c.min_history and latest and traffic.reservoir.shape[0] >= 4 * c.min_history:
+            near = knn(x, own, c.k) < c.ratio * knn(x, traffic.sample(own.shape[0]), c.k)
+            win = near and walked(x, own, latest, traffic.rng)
+            found += self._bet(state, state.own, win, "evasion probing", at, latest / own.shape[0])
         now, before, near_callers = traffic.neighbours(caller, x, c.radius or max(1, traffic.bits // 32))
         if now > before and len(near_callers) >= c.split_callers:
             value = -float(stats.binom.logsf(now - 1, now + before, 0.5))
