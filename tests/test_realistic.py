@@ -25,7 +25,7 @@ def test_tiny_run_prints_every_table(capsys):
     names = ["constant in ref, ref 500", "continuous, ref 500", "phishing, ref 500"]
     argv = [arg for name in names for arg in ("--only", name)]
     assert (
-        report.main([*argv, "--references", "1", "--windows", "20", "--seeds", "2", "--horizon", "4", "--jobs", "1"])
+        report.main([*argv, "--references", "1", "--windows", "20", "--seeds", "5", "--horizon", "4", "--jobs", "1"])
         == 0
     )
     out = capsys.readouterr().out
@@ -37,7 +37,10 @@ def test_tiny_run_prints_every_table(capsys):
     for table in ("2a.", "2b.", "2c.", "2d."):
         assert table in out
     one = section(out, "2a. Delay in rows, +0.5 sd, 1 feature")
-    assert len(re.findall(r"^\s+\S.*\s2\s+1(\s+\S+ \(\d+%\)){4}\s+\d+%\s+\d+$", one, re.M)) == 3, one
+    assert len(re.findall(r"^\s+\S.*\s5\s+1(\s+\S+ \(\d+%\)){4}\s+\d+%\s+\d+$", one, re.M)) == 3, one
+    by_kind = section(out, "3. +0.5 sd, 1 feature, by the kind of feature moved")
+    assert re.search(r"^\s+continuous, ref 500\s+continuous\s+5\s.*(ok|MISSED)$", by_kind, re.M), by_kind
+    assert re.search(r"^\s+phishing, ref 500\s+few-valued\s+5\s.*(ok|MISSED)$", by_kind, re.M), by_kind
     goals = section(out, "Goals")
     assert len(re.findall(r"(ok|MISSED)$", goals, re.M)) == 3, goals
 
