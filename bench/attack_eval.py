@@ -186,11 +186,13 @@ def measure(traffic, calls: list, alerts: dict, split: int) -> dict:
     benign_callers = {caller for caller, _, c in calls if c < 0}
     benign_queries = sum(len(rows) for _, rows, c in calls if c < 0)
     flagged = [caller for caller in alerts if caller in benign_callers]
-    kinds: dict = {}  # benign caller kind -> [callers, alerted]
+    kinds: dict = {}  # benign caller kind -> [callers, alerted, {detector: callers}]
     for caller in benign_callers:
-        kinds.setdefault(kind_of(caller), [0, 0])[0] += 1
+        kinds.setdefault(kind_of(caller), [0, 0, {}])[0] += 1
     for caller in flagged:
         kinds[kind_of(caller)][1] += 1
+        detectors = kinds[kind_of(caller)][2]
+        detectors[alerts[caller][1]] = detectors.get(alerts[caller][1], 0) + 1
     return {
         "kinds": kinds,
         "campaigns": {c: per_campaign.get(c) for c in {c for _, _, c in calls if c >= 0}},
@@ -216,7 +218,9 @@ def report(traffic, results: list, share: float) -> None:
             f"({r['benign alerted'] / r['benign callers']:.3%}), {r['benign alerted'] / r['benign queries'] * 1e3:.3f} "
             f"per 1,000 benign queries; detectors {r['benign detectors'] or '-'}"
         )
-        print("           " + ", ".join(f"{k} {a}/{n:,}" for k, (n, a) in sorted(r["kinds"].items())))
+        for kind, (n, a, detectors) in sorted(r["kinds"].items()):
+            by = f" ({', '.join(f'{d} {c}' for d, c in sorted(detectors.items()))})" if detectors else ""
+            print(f"           {kind:<8} {a} of {n:,} alerted ({a / n:.2%}){by}")
     print(f"\nEvasion ({', '.join(PROBING)}): attack queries until the first alert, campaign at {share:.0%} of traffic")
     print("  split  detected  median  p90   by")
     for r in results:

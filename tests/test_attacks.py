@@ -76,6 +76,28 @@ def test_callers_resending_a_few_rows_with_noise_do_not_alarm():
     assert flagged <= callers // 1000, flagged
 
 
+def test_jittered_re_senders_are_not_thieves_where_ordinary_callers_replay_known_rows():
+    """Among callers replaying known discrete rows, a re-sender's noisy rows are all new to the model, but each is
+    near what it asked before: 200 of them (a quarter of the traffic), each past the 50 distinct queries the novelty
+    signal waits for, none flagged for extraction or evasion (without the "near" exemption, all 200 were); a thief
+    asking its own rows still is. (Split probing is left out: several re-senders of one popular row at the same
+    time do make the recent traffic denser around it.)"""
+    flagged, caught = 0, []
+    for seed in range(2):
+        traffic = DiscreteTraffic(800 + seed)
+        traffic.benign(4000)
+        for c in range(100):  # three ordinary queries for each of theirs
+            rows = traffic.pool[traffic.rng.choice(len(traffic.pool), int(traffic.rng.integers(1, 4)))]
+            for _ in range(int(traffic.rng.integers(55, 91))):
+                row = rows[traffic.rng.integers(len(rows))]
+                traffic.send(f"benign-jitter-{c}", row + traffic.rng.normal(size=FEATURES) * 0.02)
+                traffic.benign(3)
+        alarms = benign_alarms(traffic).values()
+        flagged += sum(any(d != "split probing" for d, *_ in found) for found in alarms)
+        caught.append(traffic.steal(discrete_rows(traffic.rng, 200)))
+    assert flagged <= 0 and all(c is not None and c <= 60 for c in caught), (flagged, caught)
+
+
 def benign_alarms(traffic):
     return {c: a for c, a in traffic.alarms.items() if c.startswith("benign")}
 

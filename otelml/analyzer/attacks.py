@@ -36,8 +36,11 @@ Three tests:
   inputs no ordinary caller asked before (the exact-input digest, counted in a fixed-size counting Bloom filter of
   the last ``remembered_inputs`` x 2 asks) more often than other callers' recent queries are (their share, plus
   two standard errors, at least ``novelty_floor``; it alarms from ``min_novel_queries`` distinct queries on): a
-  thief querying its own data or a synthetic grid asks what nobody else asks. Where every input is new anyway
-  (continuous features) the share is near 1 and the test stays silent.
+  thief querying its own data or a synthetic grid asks what nobody else asks. A query *near* the caller's own
+  earlier ones (as in evasion probing, or within ``radius`` bits of one) is not bet on: it asks almost what the
+  caller asked before (a re-sent row with noise, a step of a walk) and teaches a thief little; exact repeats are
+  not bet on either. Where every input
+  is new anyway (continuous features) the share is near 1 and the test stays silent.
   Volume: a caller's distinct queries, in all ("volume") or among the model's last ``recent`` ("burst"),
   reaching ``extraction_margin`` (2) times a count that fewer than one in ``extraction_rarity`` other callers
   reached (counted on a quarter-octave scale; at least ``min_extraction_queries`` in all or ``min_burst`` recent;
@@ -447,7 +450,7 @@ class CallerWatch:
             traffic.callers_seen += 1
         state.distinct += 1
         own = state.prints if state.prints is not None else np.zeros((0, x.size), dtype=np.uint64)
-        latest = int(own.shape[0] * c.latest)
+        latest, near = int(own.shape[0] * c.latest), False
         if own.shape[0] >= c.min_history and latest and traffic.reservoir.shape[0] >= 4 * c.min_history:
             near = knn(x, own, c.k) < c.ratio * knn(x, traffic.sample(own.shape[0]), c.k)
             win = near and walked(x, own, latest, traffic.rng)
@@ -465,7 +468,10 @@ class CallerWatch:
         if novel:
             state.firsts = np.append(state.firsts[-255:], x[-1])
         if not trusted and ordinary:
-            found += self._novelty(traffic, state, novel, at) or self._volume(traffic, state, at)
+            # a query near the caller's own earlier ones asks almost what it asked before: not bet on as novel
+            radius = c.radius or max(1, traffic.bits // 32)
+            near = near or (own.shape[0] > 0 and int(distances(x, own).min()) <= radius)
+            found += self._novelty(traffic, state, None if near else novel, at) or self._volume(traffic, state, at)
         return found
 
     def _novelty(self, traffic: _ModelTraffic, state: _Caller, novel: bool | None, at: tuple) -> list:
