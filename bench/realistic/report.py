@@ -120,6 +120,8 @@ def table_false_alarms(pool, plan: Plan, chosen: list) -> dict:
             "reference first, the model alarms when any does; KS: per window and feature against the reference",
             "ADWIN sees values scaled by the reference's range (its bound is for [0, 1]); live values beyond that range "
             "(rare with small references of wide data such as shuttle) still raise its false alarms",
+            "KS compares raw values: on float32 rows against a float64 reference, 0.1f is not 0.1, and every window "
+            "differs; otelml's histograms put both in one bucket unless a bucket boundary falls between them",
         ],
         left=(0, 2),
     )
