@@ -18,6 +18,7 @@ from otelml.analyzer.detectors import (
     SlowCallsDetector,
     ThroughputDetector,
 )
+from otelml.analyzer.detectors.base import Finding
 from otelml.analyzer.detectors.synthetic import window as synthetic_window
 from otelml.analyzer.points import Decoded, Point, StreamKey
 from otelml.analyzer.references import Reference
@@ -207,3 +208,51 @@ def test_a_model_that_stops_in_a_replica_still_reporting_others_gets_its_windows
     windows, _ = run(requests, idle_timeout_s=3600)
     assert [windows[i].counter(semconv.METRIC_CALLS) for i in range(4)] == [CALLS, 0, 0, 0]
     assert not any(w.partial for w in windows.values()) and {w.closed_by for w in windows.values()} == {"watermark"}
+
+
+class Scripted:
+    """A stand-in drift detector that reports the statistic it is given for each window."""
+
+    def __init__(self, label, values, **details):
+        self.label, self.values, self.details = label, values, details
+
+    def update(self, window, reference):
+        value = self.values[window.index]
+        return [
+            Finding(
+                "drift",
+                self.label,
+                "m",
+                "1",
+                None,
+                "log evidence",
+                value,
+                14.8,
+                value >= 14.8,
+                window.start_unix_nano,
+                window.end_unix_nano,
+                details=dict(self.details),
+            )
+        ]
+
+
+def test_integrity_does_not_take_an_input_drift_that_just_restarted_for_stable_inputs():
+    # input drift restarts after each alarm: while the world changes, its statistic drops to nothing every other
+    # window, and an output alarm in such a window used to read as "outputs moved while inputs are stable"
+    inputs = [1, 1, 1, 1, 20, 1, 1, 1, 1, 1]  # an alarm in window 4, then restarted
+    outputs = [1, 1, 1, 1, 5, 20, 1, 1, 20, 1]  # outputs alarm right after (window 5), and again in window 8
+    detection = Detection(86400.0 / 1000, false_alarm_days=1.0)
+    detection._detectors[("m", "1")] = {
+        "input drift": Scripted("input drift", inputs),
+        "output drift": Scripted("output drift", outputs, metric=semconv.METRIC_CONFIDENCE),
+    }
+    rng = np.random.default_rng(7)
+    integrity = [
+        i
+        for i in range(10)
+        for f in detection.on_window(
+            synthetic_window(i, features=rng.normal(size=(50, 2)), confidence=rng.random(50)), None
+        )
+        if f.detector == "integrity" and f.alarm
+    ]
+    assert integrity == [8]  # window 5 followed an input alarm; window 8 is a swap after calm windows

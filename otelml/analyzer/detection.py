@@ -21,7 +21,7 @@ The latest finding of each detector and a bounded list of recent alarms are kept
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from .. import semconv
 from .detectors import (
@@ -137,7 +137,7 @@ class Detection:
             if produced:
                 latest[label] = produced[0]
             findings += produced
-        integrity = self._integrity(window, latest.get(INPUT_DRIFT), findings, "integrity")
+        integrity = self._integrity(window, self._inputs_since_outputs_moved(window, latest), findings, "integrity")
         if previous is not None:
             compared = self._compare_versions(window, previous)
             findings += compared
@@ -150,6 +150,27 @@ class Detection:
         alarms = [f for f in findings if f.alarm]
         self.alarms.extend(alarms)
         return alarms + [f for f in findings if not f.alarm]
+
+    def _inputs_since_outputs_moved(self, window: ClosedWindow, latest: dict) -> Finding | None:
+        """This window's input drift finding, its statistic raised to the largest (relative to the threshold) since
+        the outputs' statistics were last below half their thresholds, and the window before that: input drift
+        restarts after an alarm, so while the world changes its statistic drops to nothing every other window, and
+        an output alarm in such a window does not mean the inputs were stable."""
+        inputs = latest.get(INPUT_DRIFT)
+        if inputs is None or inputs.window_end_unix_nano != window.end_unix_nano or inputs.threshold <= 0:
+            return None
+        levels = self.__dict__.setdefault("_input_levels", {})  # (model, version) -> (peak, previous window's)
+        level = inputs.value / inputs.threshold
+        peak, before = levels.get((window.model, window.version), (level, level))
+        outputs = [
+            f
+            for label in (OUTPUT_DRIFT, PREDICTION_DRIFT, LABEL_MIX)
+            if (f := latest.get(label)) is not None and f.window_end_unix_nano == window.end_unix_nano
+        ]
+        moving = any(f.value >= f.threshold / 2 for f in outputs)
+        peak = max(peak, level) if moving else max(level, before)
+        levels[(window.model, window.version)] = (peak, level)
+        return replace(inputs, value=max(inputs.value, peak * inputs.threshold))
 
     def _compare_versions(self, window: ClosedWindow, previous: Reference) -> list[Finding]:
         """Input and output drift of this version against the previous version's recent behaviour."""
