@@ -168,7 +168,7 @@ def _run(endpoint, names, x, model, tampered, probes, rng, printer) -> None:
         service_name="phishing-service",
         caller_key="demo caller key",
         set_global_tracer_provider=False,
-        export_interval_s=3600,
+        export_interval_s=1.0,  # in the background, on the SDK's grid: one export a window, the calls never wait for it
     )
     current = {"model": model}
 
@@ -188,8 +188,9 @@ def _run(endpoint, names, x, model, tampered, probes, rng, printer) -> None:
         current["model"] = tampered if name.startswith("swapped") else model
         for _ in range(seconds):
             _serve_one_second(check, x, probes, name, rng)
-    time.sleep(1.1)
-    check(x[:1], caller="nightly-job")  # moves the last window past its end
+    current["model"] = model
+    for _ in range(2):  # normal traffic goes on, so the last phase's windows close (with no silence after them)
+        _serve_one_second(check, x, probes, "normal traffic", rng)
     otelml.force_flush()
     deadline = time.monotonic() + 10
     while not EXPECTED <= printer.kinds and time.monotonic() < deadline:
@@ -216,7 +217,6 @@ def _serve_one_second(check, x, probes, phase, rng):
             check(rng.integers(0, 3, x.shape[1]) / 2.0, caller="trudy")
     for batch in np.array_split(rows[40:], 2):  # and two batches from the nightly job
         check(batch, caller="nightly-job")
-    otelml.force_flush()
     time.sleep(max(0.0, 1.0 - (time.monotonic() - start)))
 
 
