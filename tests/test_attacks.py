@@ -113,8 +113,8 @@ def test_ordinary_callers_including_repeaters_do_not_alarm():
 
 
 def test_every_probing_campaign_is_found_within_fifty_queries():
-    """Measured: delays 17 to 51, mean 35.8, over these 10 campaigns (each its own start, target and noise). The
-    bounds fail on a doubled delay, and on a 1,000 times stricter threshold (then: 33 to 66, mean 46.5)."""
+    """Measured: delays 24 to 59, mean 39.2, over these 10 campaigns (each its own start, target and noise). The
+    bounds fail on a doubled delay, and on a 1,000 times stricter threshold (then: 35 to 87, mean 50.8)."""
     delays = []
     for seed in range(10):
         traffic = Traffic(100 + seed)
@@ -122,7 +122,7 @@ def test_every_probing_campaign_is_found_within_fifty_queries():
         delays.append(traffic.probe(["mallory"], 200))
         assert not benign_alarms(traffic)
         assert traffic.alarms["mallory"][0][0] == "evasion probing"
-    assert all(d is not None and d <= 60 for d in delays) and np.mean(delays) <= 40, delays
+    assert all(d is not None and d <= 70 for d in delays) and np.mean(delays) <= 45, delays
     assert len(set(delays)) >= 6, delays  # the campaigns really differ
 
 
@@ -156,7 +156,7 @@ def test_a_thief_asking_far_more_than_anyone_is_flagged_for_extraction(pace):
         assert not benign_alarms(traffic)
         assert traffic.alarms["thief"][0][0] == "extraction" and traffic.alarms["thief"][0][2] == "burst"
         assert traffic.watch.callers[("m", "thief")].alarmed == {"extraction"}
-    assert all(c is not None and c < 200 for c in caught), caught
+    assert all(c is not None and c <= 60 for c in caught), caught  # measured 32 to 39 (a tenth of the traffic)
 
 
 def discrete_rows(rng, n):
@@ -205,7 +205,7 @@ def test_a_thief_asking_what_nobody_else_asks_is_flagged_for_extraction_early(th
         assert not benign_alarms(traffic)
         for thief in ("thief", "second thief"):
             assert traffic.alarms[thief][0][0] == "extraction" and traffic.alarms[thief][0][2] == "novel inputs"
-    assert all(c is not None and c <= 100 for c in caught), caught  # from 50 distinct queries on
+    assert all(c is not None and c <= 60 for c in caught), caught  # from 50 distinct queries on; measured 50 to 53
 
 
 def test_callers_whose_inputs_are_often_new_do_not_alarm_when_everyone_sends_new_inputs():

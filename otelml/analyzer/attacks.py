@@ -94,7 +94,7 @@ FORMAT = 3  # of the checkpointed state; a checkpoint of another format starts t
 
 @dataclass(frozen=True)
 class AttackConfig:
-    false_alarms: float = 1e4  # A: distinct queries of an ordinary caller per false alarm, on average
+    false_alarms: float = 1e5  # A: distinct queries of an ordinary caller per false alarm, on average
     k: int = 3  # nearest neighbours averaged
     ratio: float = 0.5  # a query is near when its neighbours are this much nearer than the reservoir's ...
     latest: float = 0.25  # ... and wins when its nearest earlier query is among this share of the caller's latest
