@@ -6,7 +6,8 @@ classifier on river's bundled Phishing data (1,250 web pages; nothing is downloa
 
 1. shifts two input features (a covariate drift: more pages over https and with long URLs),
 2. lets an evasion campaign send probes built to sit on the decision boundary (confidence collapses), while one
-   caller, "mallory", walks in tiny steps around one page as black-box attacks do (per-caller probing),
+   caller, "mallory", walks in small steps from one page towards a page of the other class, as black-box attacks
+   such as HopSkipJump and Boundary do (per-caller probing; a caller re-sending one page with noise is not one),
 3. swaps the model for a tampered one under the same version (outputs change, inputs do not).
 
 Alerts arrive as OTLP log records at a small receiver standing in for a SIEM, and are printed as they come. The
@@ -66,6 +67,16 @@ def _load():
     rng = np.random.default_rng(1)
     tampered = GradientBoostingClassifier(random_state=0, max_depth=1, n_estimators=5).fit(x, rng.permutation(y))
     return names, x, model, tampered
+
+
+def _walk(x, model, rng):
+    """Mallory's queries: from one page towards a page the model labels otherwise, each a small step from the last
+    with a little noise, as a black-box attack walks to the decision boundary."""
+    labels = model.predict(x)
+    point, target = x[0].copy(), x[np.flatnonzero(labels != labels[0])[0]]
+    while True:
+        point = point + 0.03 * (target - point) + rng.normal(0, 0.003, point.size)
+        yield point
 
 
 def _evasion_probes(model, x, rng, count=400):
@@ -183,14 +194,15 @@ def _run(endpoint, names, x, model, tampered, probes, rng, printer) -> None:
     def check(pages, caller):
         return current["model"].predict_proba(np.atleast_2d(pages))
 
+    walk = _walk(x, model, rng)
     for name, seconds in PHASES:
         print(f"--- {name} ({seconds} s)", flush=True)
         current["model"] = tampered if name.startswith("swapped") else model
         for _ in range(seconds):
-            _serve_one_second(check, x, probes, name, rng)
+            _serve_one_second(check, x, probes, walk, name, rng)
     current["model"] = model
     for _ in range(2):  # normal traffic goes on, so the last phase's windows close (with no silence after them)
-        _serve_one_second(check, x, probes, "normal traffic", rng)
+        _serve_one_second(check, x, probes, walk, "normal traffic", rng)
     otelml.force_flush()
     deadline = time.monotonic() + 10
     while not EXPECTED <= printer.kinds and time.monotonic() < deadline:
@@ -198,7 +210,7 @@ def _run(endpoint, names, x, model, tampered, probes, rng, printer) -> None:
     time.sleep(0.5)
 
 
-def _serve_one_second(check, x, probes, phase, rng):
+def _serve_one_second(check, x, probes, walk, phase, rng):
     start = time.monotonic()
     rows = x[rng.integers(len(x), size=240)]
     if phase.startswith("covariate"):
@@ -209,9 +221,9 @@ def _serve_one_second(check, x, probes, phase, rng):
         rows[attack] = probes[rng.integers(len(probes), size=int(attack.sum()))]
     for row in rows[:40]:  # single requests from 200 callers
         check(row, caller=f"user-{rng.integers(200)}")
-    if phase.startswith("evasion"):  # mallory's tiny steps around one boundary page
+    if phase.startswith("evasion"):  # mallory's small steps towards the boundary
         for _ in range(10):
-            check(probes[0] + rng.normal(0, 0.01, probes.shape[1]), caller="mallory")
+            check(next(walk), caller="mallory")
     if phase.startswith("model extraction"):  # trudy labels a grid of pages nobody else sends, to copy the model
         for _ in range(12):
             check(rng.integers(0, 3, x.shape[1]) / 2.0, caller="trudy")
