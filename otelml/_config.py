@@ -45,6 +45,7 @@ class Settings:
     headers: tuple = ()
     timeout_s: float | None = None
     export_interval_s: float | None = None
+    shutdown_timeout_s: float = 5.0  # longest shutdown() (and exit) waits for a last export
     tracer_provider: object = None
     create_tracer_provider: bool = True  # when the application set none
     set_global_tracer_provider: bool = True
@@ -162,6 +163,20 @@ class Runtime:
         return ok
 
     def shutdown(self) -> bool:
+        """Stop exporting, sending what is left once, for at most ``shutdown_timeout_s`` seconds: a backend that is
+        down or does not answer costs an application that stops or restarts no more than that. What is still unsent
+        then is counted as dropped (``export_failed``)."""
+        result: list = []
+        worker = threading.Thread(target=lambda: result.append(self._shutdown()), name="otelml-shutdown", daemon=True)
+        worker.start()
+        worker.join(self.settings.shutdown_timeout_s)
+        if result:
+            return result[0]
+        if self.pump is not None:
+            self.pump.abandon(f"shutdown took longer than {self.settings.shutdown_timeout_s} s")
+        return False
+
+    def _shutdown(self) -> bool:
         ok = True
         if self.pump is not None:
             ok = self.pump.shutdown() and ok

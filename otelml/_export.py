@@ -175,6 +175,15 @@ class MetricsPump:
         self.exporter.shutdown()
         return delivered
 
+    def abandon(self, reason: str) -> None:
+        """Give up on what is still pending (shutdown ran out of time): counted as dropped, once."""
+        pending, self._pending = self._pending, deque()
+        if pending:
+            _health.health.drop(
+                _health.EXPORT_FAILED, f"{len(pending)} metric requests undelivered: {reason}",
+                count=sum(_points(r) for r in pending),
+            )  # fmt: skip
+
     def after_fork(self) -> None:
         """In a forked child: a new exporter (connections are not shared across fork), nothing pending, a new thread."""
         self.exporter = self._exporter_factory()

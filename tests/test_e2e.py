@@ -363,3 +363,25 @@ def test_on_a_loaded_machine_real_faults_are_found_in_their_first_windows(loaded
         # at 250 ms a call
         assert found[0] <= fault_ns + 6e9, (model, detector, (found[0] - fault_ns) / 1e9)
         assert any(_detector(a) == (detector, severity) for a in loaded_run["alerts"] if a[semconv.MODEL_NAME] == model)
+
+
+def test_shutdown_with_a_collector_that_never_answers_is_bounded(dropped):
+    """A black-holed collector (connections accepted by the kernel, never answered) used to hold shutdown, and so
+    an application's exit or restart, for 34-47 s; now for shutdown_timeout_s, with exports running meanwhile."""
+    import socket
+
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)  # never accepted: every request waits for an answer until the exporter's own time-out
+        otelml.configure(
+            endpoint=f"http://127.0.0.1:{hole.getsockname()[1]}", create_tracer_provider=False, export_interval_s=0.2
+        )
+        predict = otelml.monitor(model="m", version="1")(lambda x: np.full((len(x), 2), 0.5))
+        for _ in range(20):
+            predict(np.ones((10, 3)))
+        time.sleep(0.5)  # an export is under way and stuck
+        started = time.monotonic()
+        delivered = otelml.shutdown()
+        took = time.monotonic() - started
+    assert not delivered and took < 5.0 + 3.0, took  # the default shutdown_timeout_s is 5 s; generous for a busy box
+    assert "export_failed" in dropped()
