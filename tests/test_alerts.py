@@ -309,3 +309,32 @@ def test_a_pinned_reference_edited_in_the_database_is_not_used_and_raises_a_crit
     s.analyzer.tick()
     time.sleep(0.5)
     assert len(alert_records(sink)) == 1  # once
+
+
+def test_the_outbox_sends_what_waits_in_the_order_of_its_events_and_reads_an_older_store(tmp_path):
+    """Windows close in the order the data lets them (a quiet model's after a busy one's), so alerts arrive at the
+    outbox out of time order; what waits (after an outage, say) goes out in the order of its events' times. A
+    store made before the outbox kept event times opens and keeps its waiting records."""
+    import sqlite3
+
+    from otelml.analyzer.store import Store
+
+    state = tmp_path / "old"
+    state.mkdir()
+    old = sqlite3.connect(state / "otelml.sqlite3")
+    old.execute(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, created_ns INTEGER, "
+        "payload BLOB)"
+    )
+    old.execute("INSERT INTO outbox (event_id, created_ns, payload) VALUES ('old', 5, x'01')")
+    old.commit()
+    old.close()
+    store = Store(str(state))
+    store.outbox_add([("late", 30, b"\x03"), ("early", 10, b"\x02"), ("later", 40, b"\x04"), ("early", 10, b"\x09")])
+    head = store.outbox_head(3)
+    assert [payload for _, payload in head] == [b"\x01", b"\x02", b"\x03"]  # 5, 10, 30; the duplicate ignored
+    store.outbox_remove([seq for seq, _ in head])
+    store.outbox_add([("middle", 35, b"\x05")])
+    assert [payload for _, payload in store.outbox_head(10)] == [b"\x05", b"\x04"]
+    assert store.outbox_waiting() == 2
+    store.close()

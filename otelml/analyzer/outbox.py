@@ -1,4 +1,5 @@
-"""Alert delivery: a durable outbox in the store, drained in order by a thread that exports OTLP log records.
+"""Alert delivery: a durable outbox in the store, drained in event-time order by a thread that exports OTLP log
+records.
 
 An alert event is written to the outbox (SQLite, in its own transaction) before anything tries to send it, and
 removed only after the exporter reports success. A backend that is down keeps events waiting (retried with back-off
@@ -146,7 +147,7 @@ class Sender:
         if not self._exporter.send(request([payload for _, payload in rows], self.resource_attributes)):
             self.failures += 1
             return None
-        self.store.outbox_remove(rows[-1][0])
+        self.store.outbox_remove([seq for seq, _ in rows])
         self.delivered += len(rows)
         return len(rows)
 

@@ -180,8 +180,7 @@ class Analyzer:
             findings = attacks + findings
             events = self.alerts.on_window(window.model, window.version, window.end_unix_nano, findings)
             if events and self.alert_endpoint:
-                self.store.outbox_add([(e.event_id, outbox.encode(e, self.config.alerts_format)) for e in events])
-                self.alerts_queued = True
+                self._queue(events)
             for event in events:
                 logger.warning("alert %s: %s", event.state, event.body)
             for finding in findings:
@@ -207,10 +206,15 @@ class Analyzer:
             if row[4] in REFERENCE_ACTIONS
         ]
         if events and self.alert_endpoint:
-            self.store.outbox_add([(e.event_id, outbox.encode(e, self.config.alerts_format)) for e in events])
-            self.alerts_queued = True
+            self._queue(events)
         for event in events:
             logger.warning("alert %s: %s", event.state, event.body)
+
+    def _queue(self, events) -> None:
+        self.store.outbox_add(
+            [(e.event_id, e.time_unix_nano, outbox.encode(e, self.config.alerts_format)) for e in events]
+        )
+        self.alerts_queued = True
 
     def _previous_version(self, model: str, version: str):
         """The behaviour of the model's previous version (the other version whose data is newest), from its last

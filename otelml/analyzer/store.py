@@ -8,7 +8,8 @@ What is kept:
 - ``windows``: closed windows, the last ``history`` per model version;
 - ``refs``: references per model version and content hash, with status ``pinned`` or ``candidate``;
 - ``events``: actions on references (stored, promoted, refused, tampered), for audit;
-- ``outbox``: alert records not yet delivered, in order, each with a stable event id.
+- ``outbox``: alert records not yet delivered, each with a stable event id and its event's time (records wait and
+  go out in the order of their events' times, then of their arrival).
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being killed
 (an operating-system crash may lose the last transactions). Every change is one transaction.
@@ -45,8 +46,11 @@ CREATE TABLE IF NOT EXISTS refs (model TEXT, version TEXT, hash TEXT, status TEX
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER, model TEXT,
                                    version TEXT, action TEXT, detail TEXT);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, created_ns INTEGER,
-                                   payload BLOB);
+                                   payload BLOB, event_ns INTEGER);
 """
+_MIGRATIONS = (  # columns added since a table was first made: (table, column, declaration)
+    ("outbox", "event_ns", "INTEGER"),
+)
 
 
 class ReferenceActionError(ValueError):
@@ -64,6 +68,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for table, column, declaration in _MIGRATIONS:
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self.seconds_in_store = 0.0  # time spent in SQLite, for the analyzer's own metrics
 
     def close(self) -> None:
@@ -283,35 +290,42 @@ class Store:
             ).fetchall()
 
     # --- alert outbox ---------------------------------------------------------------------------------------------
-    def outbox_add(self, records: list[tuple[str, bytes]]) -> int:
-        """Queue ``(event id, payload)`` records; ids already queued or delivered-and-remembered are ignored."""
+    def outbox_add(self, records: list[tuple[str, int, bytes]]) -> int:
+        """Queue ``(event id, event time, payload)`` records; ids already queued or delivered-and-remembered are
+        ignored."""
 
         def write(db):
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO outbox (event_id, created_ns, payload) VALUES (?, ?, ?)",
-                [(event_id, time.time_ns(), payload) for event_id, payload in records],
+                "INSERT OR IGNORE INTO outbox (event_id, created_ns, payload, event_ns) VALUES (?, ?, ?, ?)",
+                [(event_id, time.time_ns(), payload, event_ns) for event_id, event_ns, payload in records],
             )
             return db.total_changes - before
 
         return self._run(write) if records else 0
 
     def outbox_head(self, limit: int) -> list[tuple[int, bytes]]:
-        """The oldest waiting records: ``(sequence, payload)``."""
+        """The waiting records with the oldest events, in the order of their events' times: ``(sequence,
+        payload)``. Windows close in the order the data lets them (a quiet model's later than a busy one's), so
+        the order of arrival is not the order of events; after an outage everything waiting goes out in time
+        order."""
         with self._lock:
             return self._db.execute(
-                "SELECT seq, payload FROM outbox WHERE payload IS NOT NULL ORDER BY seq LIMIT ?", (limit,)
+                "SELECT seq, payload FROM outbox WHERE payload IS NOT NULL "
+                "ORDER BY COALESCE(event_ns, created_ns), seq LIMIT ?",
+                (limit,),
             ).fetchall()
 
-    def outbox_remove(self, through: int) -> None:
-        """Mark records up to ``through`` delivered: their payload goes, their event id stays (so a replay of the
-        same event is still recognised) for a bounded number of records."""
+    def outbox_remove(self, delivered: list[int]) -> None:
+        """Mark the records of these sequence numbers delivered: their payload goes, their event id stays (so a
+        replay of the same event is still recognised) for a bounded number of records."""
 
         def write(db):
-            db.execute("UPDATE outbox SET payload = NULL WHERE seq <= ?", (through,))
-            db.execute("DELETE FROM outbox WHERE payload IS NULL AND seq <= ? - 100000", (through,))
+            db.executemany("UPDATE outbox SET payload = NULL WHERE seq = ?", [(seq,) for seq in delivered])
+            db.execute("DELETE FROM outbox WHERE payload IS NULL AND seq <= ? - 100000", (max(delivered),))
 
-        self._run(write)
+        if delivered:
+            self._run(write)
 
     def outbox_waiting(self) -> int:
         with self._lock:
