@@ -121,7 +121,7 @@ class DriftDetector(Detector):
             self._scan = MeanShiftScan(
                 self._bank.reference_counts,
                 distributions=self._bank.score_distributions(),
-                alpha_ref=self.config.edetector.alpha_ref,
+                alpha_ref=self._bank.config.alpha_ref,  # per feature
             )
         self._since_zero = {}
 

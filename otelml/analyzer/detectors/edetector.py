@@ -22,9 +22,9 @@ component's chi-square ball already holds that much mass in a group the referenc
 the gain of betting on it). Without it, a feature that is all zeros in a 558-row reference
 collects evidence from every rare non-zero the population holds: its score sd is 0, so each such value was bet on
 at the largest stake, and the zeros around it cost nothing. The guarantee holds with probability at least ``1 - 5
-alpha_ref`` over the reference sample (five events: the location score's mean, the scale score's mean and the group
-frequencies each within their guard, and no value of probability above ``q`` missing below or above the reference's
-range), and assumes that,
+alpha_ref`` over the reference sample (five events per feature: the location score's mean, the scale score's mean
+and the group frequencies each within their guard, and no value of probability above ``q`` missing below or above
+the reference's range; a bank of ``F`` features guards each at ``alpha_ref / F``), and assumes that,
 given the past, values in a window are exchangeable draws from a distribution in that neighbourhood; diurnal cycles
 or traffic-mix changes violate it and will alarm (see ``../shared/notes/sequential-drift.md``).
 
@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -231,14 +232,20 @@ class FeatureBank:
     cached, to a coarser live scale) by shifting bucket indexes, and all features are scored together; only a live
     window whose zero bucket is wider than its reference's is scored alone, at their common layout. After an update,
     ``scan_sums`` and ``scan_counts`` hold each feature's sum of scan scores (PIT scores minus 1/2; for a few-valued
-    feature its centred values over their range, see ``score_distributions``) and its count in that window (what :class:`~otelml.analyzer.detectors.scan.MeanShiftScan` takes).
+    feature its centred values over their range, see ``score_distributions``) and its count in that window (what
+    :class:`~otelml.analyzer.detectors.scan.MeanShiftScan` takes).
+
+    ``config.alpha_ref`` is the chance that any of the bank's ``F`` references breaks a guard: each feature's guards
+    are set at ``alpha_ref / F``. Guarding each feature at ``alpha_ref`` left a model of many features with some
+    reference likely to be off (64 features of a 500-row reference: one feature's mean 3.4 standard errors off in
+    1 of 20 references, which then alarmed 12 times in 1,000 windows).
     """
 
     def __init__(self, references: list, config: EDetectorConfig = EDetectorConfig()):
         if not references or any(r.count == 0 for r in references):
             raise ValueError("every reference histogram must hold data")
         self.references = list(references)
-        self.config = config
+        self.config = config = dataclasses.replace(config, alpha_ref=config.alpha_ref / len(self.references))
         self._levels: dict = {0: _Level(self.references, 0, config)}  # steps coarser -> _Level
         self.reference_counts = self._levels[0].stack.m
         self.scan_sums = self.scan_counts = np.zeros(len(self.references))
