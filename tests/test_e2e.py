@@ -358,10 +358,11 @@ def test_on_a_loaded_machine_real_faults_are_found_in_their_first_windows(loaded
             if a["model"] == model and a["detector"] == detector and a["window_start_unix_nano"] >= fault_ns - 1e9
         )
         assert found, (model, detector, [(a["model"], a["detector"]) for a in loaded_run["alarms"]])
-        # within the first windows after the fault: the swap and the outage in the first or second; the slowdown
-        # needs about 40 slow calls of evidence (the latency test's bets are bounded per call), some five windows
-        # at 250 ms a call
-        assert found[0] <= fault_ns + 6e9, (model, detector, (found[0] - fault_ns) / 1e9)
+        # within the first windows after the fault: the swap and the outage in the first few (measured 0.9-1.9 s);
+        # the slowdown needs about 40 slow calls of evidence (the latency test's bets are bounded per call), some
+        # five windows at 250 ms a call (measured 4.6-6.1 s on a machine loaded 8 deep)
+        within = 9e9 if detector == "latency" else 4e9
+        assert found[0] <= fault_ns + within, (model, detector, (found[0] - fault_ns) / 1e9)
         assert any(_detector(a) == (detector, severity) for a in loaded_run["alerts"] if a[semconv.MODEL_NAME] == model)
 
 
