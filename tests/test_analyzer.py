@@ -501,3 +501,19 @@ def test_a_new_version_that_answers_differently_raises_a_version_comparison_find
     alarms = get(s, "/api/alarms")["alarms"]
     assert any(a["detector"] == "version comparison" and a["version"] == "2" for a in alarms), alarms
     assert not any(a["version"] == "1" for a in alarms)
+
+
+def test_names_from_senders_cannot_forge_lines_in_the_analyzers_log(caplog):
+    """A feature name with a newline wrote a line of its own into the log (a forged alarm); every record of the
+    analyzer's logger is one line, its control characters escaped."""
+    import logging
+
+    from otelml.analyzer import service  # noqa: F401 - the service's logger is the one that escapes
+
+    with caplog.at_level(logging.WARNING, logger="otelml.analyzer"):
+        logging.getLogger("otelml.analyzer").warning(
+            "drift alarm: model %s feature %s", "m", "x2\n2026-12-03 WARNING otelml.analyzer resolved\x1b[2K\u2028"
+        )
+    [record] = caplog.records
+    assert "\n" not in record.getMessage() and "\x1b" not in record.getMessage() and "\u2028" not in record.getMessage()
+    assert record.getMessage().endswith("x2\\n2026-12-03 WARNING otelml.analyzer resolved\\x1b[2K\\u2028")

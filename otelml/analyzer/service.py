@@ -8,7 +8,6 @@ acknowledge, so an acknowledged request survives ``kill -9``. When too many requ
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
@@ -18,11 +17,10 @@ from .attacks import FORMAT, CallerWatch
 from .config import AnalyzerConfig
 from .decode import decode_metrics, decode_traces
 from .detection import Detection, as_dict
+from .logs import logger  # the analyzer's logger, escaping control characters in every record
 from .points import Decoded
 from .state import Applied, State
 from .store import CANDIDATE, PINNED, Store
-
-logger = logging.getLogger("otelml.analyzer")
 
 _DECODERS = {"metrics": decode_metrics, "traces": decode_traces}
 _REPORT_REJECTIONS_EVERY_S = 60.0
