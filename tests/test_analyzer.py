@@ -517,3 +517,35 @@ def test_names_from_senders_cannot_forge_lines_in_the_analyzers_log(caplog):
     [record] = caplog.records
     assert "\n" not in record.getMessage() and "\x1b" not in record.getMessage() and "\u2028" not in record.getMessage()
     assert record.getMessage().endswith("x2\\n2026-12-03 WARNING otelml.analyzer resolved\\x1b[2K\\u2028")
+
+
+def test_a_detector_that_raises_fails_neither_the_request_nor_other_models(server, monkeypatch):
+    """A detector failure (once: negative sums reaching availability's bound, math domain error) answered the sender
+    500 for data that was kept and left other models' windows of the same request unjudged. Now it is counted and
+    logged, and everything else goes on. The fault cannot be sent any more (decoding refuses negative monotonic
+    sums), so it is made here by breaking the detector for one model."""
+    from otelml.analyzer.detectors import AvailabilityDetector
+
+    update = AvailabilityDetector.update
+
+    def broken(self, window, reference):
+        if window.model == "broken":
+            raise ValueError("math domain error")
+        return update(self, window, reference)
+
+    monkeypatch.setattr(AvailabilityDetector, "update", broken)
+    s = server(window=1, lateness=0)
+    otelml.configure(endpoint=f"http://127.0.0.1:{s.http.port}", create_tracer_provider=False, export_interval_s=3600)
+    try:
+        predictors = [
+            otelml.monitor(model=m, version="1")(lambda x: np.full((len(x), 2), 0.5)) for m in ("broken", "fine")
+        ]
+        in_one_second_windows(
+            [lambda: [p(np.ones((3, 2))) for p in predictors]] * 3, lambda: [p(np.ones((1, 2))) for p in predictors]
+        )
+    finally:
+        otelml.shutdown()
+    health = get(s, "/api/health")
+    assert health["detector_failures"] >= 2 and health["window_failures"] == 0
+    windows = {m["model"]: m["windows_closed"] for m in get(s, "/api/models")["models"]}
+    assert windows["broken"] >= 3 and windows["fine"] >= 3

@@ -43,6 +43,7 @@ from .detectors import (
     ThroughputDetector,
 )
 from .detectors.base import CRITICAL, INTEGRITY
+from .logs import logger
 from .references import Reference
 from .windows import ClosedWindow
 
@@ -83,6 +84,8 @@ class Detection:
         self.latest: dict = {}  # (model, version) -> {label: Finding}
         self.alarms: deque = deque(maxlen=MAX_ALARMS)
         self._versus: dict = {}  # (model, version) -> drift detectors against the previous version
+
+    failed = 0  # detector updates that raised (each logged), shown in /api/health; older checkpoints lack it
 
     def _drift(self, **metric) -> DriftDetector:
         """A drift detector with these settings (input drift, or ``metric=`` another histogram's)."""
@@ -133,7 +136,12 @@ class Detection:
         findings = []
         latest = self.latest.setdefault((window.model, window.version), {})
         for label, detector in self._for(window.model, window.version).items():
-            produced = detector.update(window, reference)
+            try:
+                produced = detector.update(window, reference)
+            except Exception:  # one detector's failure must not take the others, or other models, with it
+                self.failed += 1
+                logger.exception("detector %s failed on model %r version %r", label, window.model, window.version)
+                continue
             if produced:
                 latest[label] = produced[0]
             findings += produced

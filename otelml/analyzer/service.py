@@ -160,40 +160,50 @@ class Analyzer:
     def _closed(self, windows) -> None:
         self._unsaved.extend(windows)
         for window in windows:
-            reference = self._pinned(window.model, window.version)
-            if reference is None:
-                learned = self.warmup.add(window)
-                if learned is not None:
-                    self.store.add_reference(learned, PINNED)
-                    self._pinned_cache.pop((learned.model, learned.version), None)
-                    logger.info(
-                        "reference for %s %s learned from live traffic: %s",
-                        learned.model,
-                        learned.version,
-                        learned.hash,
-                    )
-            findings = self.detection.on_window(window, reference, self._previous_version(window.model, window.version))
-            attacks = self.attacks.take(window.model, window.version)
-            self.detection.alarms.extend(attacks)
-            findings = attacks + findings
-            events = self.alerts.on_window(window.model, window.version, window.end_unix_nano, findings)
-            if events and self.alert_endpoint:
-                self._queue(events)
-            for event in events:
-                logger.warning("alert %s: %s", event.state, event.body)
-            for finding in findings:
-                if finding.alarm:
-                    logger.warning(
-                        "%s alarm: model %s version %s%s, %s %.3g >= %.3g, effect %s",
-                        finding.kind,
-                        finding.model,
-                        finding.version,
-                        f" feature {finding.feature}" if finding.feature else "",
-                        finding.statistic,
-                        finding.value,
-                        finding.threshold,
-                        finding.effect_size,
-                    )
+            try:
+                self._judge(window)
+            except Exception:  # one model's window must not fail the request, or other models' windows
+                self.window_failures += 1
+                logger.exception("window %s of model %r version %r failed", window.index, window.model, window.version)
+
+    window_failures = 0  # closed windows whose detection or alerting raised (each logged), in /api/health
+
+    def _judge(self, window) -> None:
+        """Warm-up, detection, attack findings and alerts for one closed window."""
+        reference = self._pinned(window.model, window.version)
+        if reference is None:
+            learned = self.warmup.add(window)
+            if learned is not None:
+                self.store.add_reference(learned, PINNED)
+                self._pinned_cache.pop((learned.model, learned.version), None)
+                logger.info(
+                    "reference for %s %s learned from live traffic: %s",
+                    learned.model,
+                    learned.version,
+                    learned.hash,
+                )
+        findings = self.detection.on_window(window, reference, self._previous_version(window.model, window.version))
+        attacks = self.attacks.take(window.model, window.version)
+        self.detection.alarms.extend(attacks)
+        findings = attacks + findings
+        events = self.alerts.on_window(window.model, window.version, window.end_unix_nano, findings)
+        if events and self.alert_endpoint:
+            self._queue(events)
+        for event in events:
+            logger.warning("alert %s: %s", event.state, event.body)
+        for finding in findings:
+            if finding.alarm:
+                logger.warning(
+                    "%s alarm: model %s version %s%s, %s %.3g >= %.3g, effect %s",
+                    finding.kind,
+                    finding.model,
+                    finding.version,
+                    f" feature {finding.feature}" if finding.feature else "",
+                    finding.statistic,
+                    finding.value,
+                    finding.threshold,
+                    finding.effect_size,
+                )
 
     def _reference_actions(self) -> None:
         """Integrity alerts for changes to pinned references made since the last look (by the CLI, say)."""
@@ -338,6 +348,8 @@ class Analyzer:
             "cumulative_streams": streams,
             "points": counts,
             "overloaded": self.overloaded,
+            "detector_failures": self.detection.failed,
+            "window_failures": self.window_failures,
             "store_seconds": round(self.store.seconds_in_store, 6),
             "journal_position": self._journal_position,
             "callers": self.attacks.summary(),
