@@ -549,3 +549,46 @@ def test_a_detector_that_raises_fails_neither_the_request_nor_other_models(serve
     assert health["detector_failures"] >= 2 and health["window_failures"] == 0
     windows = {m["model"]: m["windows_closed"] for m in get(s, "/api/models")["models"]}
     assert windows["broken"] >= 3 and windows["fine"] >= 3
+
+
+def test_a_journal_row_that_cannot_be_applied_is_set_aside_and_the_analyzer_comes_up(tmp_path, monkeypatch):
+    """A request that was journaled (so acknowledged) but fails when replayed at a restart once kept the analyzer
+    down at every restart (a histogram that made the merge allocate 16 GiB: MemoryError). Such a row, and a damaged
+    one, are moved aside with their reason, and the rest of the journal is replayed."""
+    from otelml.analyzer import service
+    from otelml.analyzer.config import AnalyzerConfig
+    from otelml.analyzer.state import State
+    from otelml.analyzer.store import Store
+
+    def request(model):
+        metric = metrics_pb2.Metric(name=semconv.METRIC_ROWS)
+        metric.sum.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+        metric.sum.is_monotonic = True
+        point = metric.sum.data_points.add(time_unix_nano=time.time_ns(), as_int=7)
+        point.attributes.extend([KeyValue(key=semconv.MODEL_NAME, value=AnyValue(string_value=model))])
+        return metrics_pb.ExportMetricsServiceRequest(
+            resource_metrics=[metrics_pb2.ResourceMetrics(scope_metrics=[metrics_pb2.ScopeMetrics(metrics=[metric])])]
+        ).SerializeToString()
+
+    store = Store(str(tmp_path))
+    store.append("metrics:application/x-protobuf", b"\x0a\xff\xff\xff", time.time_ns())  # damaged
+    store.append("metrics:application/x-protobuf", request("poisoned"), time.time_ns())
+    store.append("metrics:application/x-protobuf", request("fine"), time.time_ns())
+    store.close()
+    apply = State.apply
+
+    def poisoned(self, decoded, now_ns):
+        if any(dict(p.key.attributes).get(semconv.MODEL_NAME) == "poisoned" for p in decoded.points):
+            raise MemoryError("a merge asked for 2^31 buckets")
+        return apply(self, decoded, now_ns)
+
+    monkeypatch.setattr(State, "apply", poisoned)
+    analyzer = service.Analyzer(AnalyzerConfig(state_dir=str(tmp_path)))
+    try:
+        assert analyzer.ready and analyzer.health()["journal_set_aside"] == 2
+        assert [m["model"] for m in analyzer.models()] == ["fine"]
+        with analyzer.store._lock:
+            reasons = [r for (r,) in analyzer.store._db.execute("SELECT reason FROM set_aside ORDER BY id")]
+        assert reasons[0].startswith("DecodeError") and reasons[1] == "MemoryError: a merge asked for 2^31 buckets"
+    finally:
+        analyzer.store.close()

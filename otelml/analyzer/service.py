@@ -101,11 +101,11 @@ class Analyzer:
         for position, signal, payload, received_ns in self.store.journal_after(upto):
             kind, _, content_type = signal.partition(":")
             try:
-                decoded = _DECODERS[kind](payload, content_type)
-            except Exception as exc:  # journaled requests were decoded once; this is a damaged row
-                logger.error("journal row %d cannot be replayed: %s", position, exc)
+                self._apply(_DECODERS[kind](payload, content_type), received_ns)
+            except Exception as exc:  # a damaged or poisoned row: kept aside, never a reason to stay down
+                logger.exception("journal row %d cannot be replayed; set aside for inspection", position)
+                self.store.set_aside(position, f"{type(exc).__name__}: {exc}")
                 continue
-            self._apply(decoded, received_ns)
             self._journal_position = position
             replayed += 1
         self.checkpoint()
@@ -350,6 +350,7 @@ class Analyzer:
             "overloaded": self.overloaded,
             "detector_failures": self.detection.failed,
             "window_failures": self.window_failures,
+            "journal_set_aside": self.store.set_aside_count(),
             "store_seconds": round(self.store.seconds_in_store, 6),
             "journal_position": self._journal_position,
             "callers": self.attacks.summary(),

@@ -3,6 +3,8 @@
 What is kept:
 
 - ``journal``: every accepted export request, written before it is acknowledged, until a checkpoint covers it;
+- ``set_aside``: journaled requests that could not be applied when replayed at a restart, with the reason, kept
+  for inspection (a poisoned request must never keep the analyzer down);
 - ``checkpoint``: the state that is not in a closed window (open windows, cumulative stream baselines, warm-ups),
   with the journal position it covers; restart = checkpoint + replay of the journal after it;
 - ``windows``: closed windows, the last ``history`` per model version;
@@ -45,6 +47,8 @@ CREATE TABLE IF NOT EXISTS refs (model TEXT, version TEXT, hash TEXT, status TEX
                                  PRIMARY KEY (model, version, hash));
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER, model TEXT,
                                    version TEXT, action TEXT, detail TEXT);
+CREATE TABLE IF NOT EXISTS set_aside (id INTEGER PRIMARY KEY, received_ns INTEGER, signal TEXT, payload BLOB,
+                                      reason TEXT, set_aside_ns INTEGER);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, created_ns INTEGER,
                                    payload BLOB, event_ns INTEGER);
 """
@@ -102,6 +106,23 @@ class Store:
                 ).lastrowid
             )
         )
+
+    def set_aside(self, position: int, reason: str) -> None:
+        """Move journal row ``position`` to ``set_aside`` with ``reason``, in one transaction."""
+
+        def write(db):
+            db.execute(
+                "INSERT OR REPLACE INTO set_aside SELECT id, received_ns, signal, payload, ?, ? FROM journal "
+                "WHERE id = ?",
+                (reason[:1000], time.time_ns(), position),
+            )
+            db.execute("DELETE FROM journal WHERE id = ?", (position,))
+
+        self._run(write)
+
+    def set_aside_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM set_aside").fetchone()[0]
 
     def journal_after(self, position: int):
         """``(position, signal, payload, received_ns)`` of every request journaled after ``position``."""
