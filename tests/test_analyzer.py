@@ -592,3 +592,42 @@ def test_a_journal_row_that_cannot_be_applied_is_set_aside_and_the_analyzer_come
         assert reasons[0].startswith("DecodeError") and reasons[1] == "MemoryError: a merge asked for 2^31 buckets"
     finally:
         analyzer.store.close()
+
+
+def test_senders_past_what_the_analyzer_can_take_are_told_to_retry_within_max_wait(server):
+    """With ingest busy (its lock held, as a long ingest holds it), 24 concurrent OTLP/HTTP and 8 OTLP/gRPC senders
+    each get 503 with Retry-After or UNAVAILABLE within about max_wait; once it is free, requests go through.
+    Before, the HTTP receiver ran ingest on its one IOLoop thread and gRPC on 8 workers, so at most 9 requests were
+    ever in flight and the rest waited unseen in the socket queues (60 senders: 0 answers 503, median 3.65 s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = server(max_wait=0.5)
+    body = rows_request().SerializeToString()
+    stub = metrics_grpc.MetricsServiceStub(grpc.insecure_channel(f"127.0.0.1:{s.grpc.port}"))
+
+    def over_http(_):
+        started = time.monotonic()
+        status, headers, _ = post(s.http.port, "/v1/metrics", body)
+        return status, headers.get("Retry-After"), time.monotonic() - started
+
+    def over_grpc(_):
+        started = time.monotonic()
+        try:
+            stub.Export(rows_request(), timeout=30)
+            return "OK", time.monotonic() - started
+        except grpc.RpcError as error:
+            return error.code(), time.monotonic() - started
+
+    assert s.analyzer._lock.acquire(timeout=10)
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            http = list(pool.map(over_http, range(24)))
+            grpc_answers = list(pool.map(over_grpc, range(8)))
+    finally:
+        s.analyzer._lock.release()
+    assert {(status, retry) for status, retry, _ in http} == {(503, "1")}
+    assert {code for code, _ in grpc_answers} == {grpc.StatusCode.UNAVAILABLE}
+    slowest = max([took for *_, took in http] + [took for _, took in grpc_answers])
+    assert slowest < 10, slowest  # max_wait is 0.5 s; generous for a loaded machine, and before: no answer at all
+    assert post(s.http.port, "/v1/metrics", body)[0] == 200
+    assert get(s, "/api/health")["overloaded"] == 32

@@ -31,6 +31,7 @@ class AnalyzerConfig:
     idle_timeout: float = 120.0  # seconds of silence after which windows close anyway
     warmup: int = 5000  # observations per feature before a live-traffic reference is pinned
     max_inflight: int = 64  # requests being ingested at once; past it, receivers answer "retry later"
+    max_wait: float = 1.0  # seconds a request may wait for its turn to be ingested; past it, "retry later"
     checkpoint_interval: float = 10.0  # seconds between checkpoints while data flows
     false_alarm_days: float = 30.0  # each detector: at most one false alarm per model per this many days
     min_effect: float = 0.05  # drift alarms need at least this W1/sd (or total variation for categories)
@@ -62,7 +63,7 @@ class AnalyzerConfig:
         for name in ("warmup", "max_inflight", "baseline_windows", "alert_resolve_windows", "alert_update_windows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
-        for name in ("checkpoint_interval", "false_alarm_days", "confidence_minutes"):
+        for name in ("checkpoint_interval", "false_alarm_days", "confidence_minutes", "max_wait"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         self.state_config()  # validates window, lateness, idle timeout

@@ -93,7 +93,9 @@ class GrpcReceiver:
         config = analyzer.config
         self.analyzer = analyzer
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="otlp-grpc"),
+            # as many workers as requests may be in flight, so that each waits at most max_wait for its turn and
+            # is then answered UNAVAILABLE, rather than queueing unseen behind a few workers
+            futures.ThreadPoolExecutor(max_workers=config.max_inflight, thread_name_prefix="otlp-grpc"),
             options=[("grpc.max_receive_message_length", MAX_BODY), ("grpc.max_send_message_length", MAX_BODY)],
         )
         handlers = {
@@ -216,6 +218,9 @@ def _inflate(body: bytes) -> bytes:
 def http_receiver(analyzer: Analyzer, address: str) -> _Thread:
     _require_tornado()
     token = analyzer.config.auth_token
+    # Decoding and ingest run on these threads, not on the IOLoop, so that the loop goes on reading other requests
+    # and an overloaded analyzer answers 503 within max_wait instead of holding senders in its socket queue
+    workers = futures.ThreadPoolExecutor(max_workers=analyzer.config.max_inflight, thread_name_prefix="otlp-http")
 
     @tornado.web.stream_request_body
     class Export(tornado.web.RequestHandler):
@@ -240,7 +245,7 @@ def http_receiver(analyzer: Analyzer, address: str) -> _Thread:
             else:  # read on so the sender gets the 413, keep nothing
                 self.chunks = []
 
-        def post(self):
+        async def post(self):
             content_type = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             json_wanted = content_type == JSON
             if self.size > MAX_BODY:
@@ -259,15 +264,16 @@ def http_receiver(analyzer: Analyzer, address: str) -> _Thread:
                     415, code_pb2.INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}", json_wanted
                 )
             try:
-                decoded = _SIGNALS[self.signal][0](body, content_type)
+                applied = await asyncio.get_running_loop().run_in_executor(workers, self._ingest, body, content_type)
             except DecodeError as exc:
                 return self._status(exc.status, code_pb2.INVALID_ARGUMENT, str(exc), json_wanted)
-            try:
-                applied = analyzer.ingest(self.signal, content_type, body, decoded)
             except Overloaded:
                 self.set_header("Retry-After", "1")
                 return self._status(503, code_pb2.UNAVAILABLE, "analyzer overloaded; retry later", json_wanted)
             self._message(200, _response(self.signal, applied), json_wanted)
+
+        def _ingest(self, body: bytes, content_type: str):
+            return analyzer.ingest(self.signal, content_type, body, _SIGNALS[self.signal][0](body, content_type))
 
         def _status(self, http_status, code, message, json_wanted):
             self._message(http_status, status_pb2.Status(code=code, message=message), json_wanted)

@@ -141,13 +141,18 @@ class Analyzer:
             self.overloaded += 1
             raise Overloaded("too many requests in flight")
         try:
-            with self._lock:
+            if not self._lock.acquire(timeout=self.config.max_wait):  # the others ahead would take too long
+                self.overloaded += 1
+                raise Overloaded(f"no turn to ingest within {self.config.max_wait} s")
+            try:
                 now = time.time_ns()
                 self._journal_position = self.store.append(f"{signal}:{content_type}", payload, now)
                 applied = self._apply(decoded, now)
                 if self._unsaved or time.monotonic() - self._last_checkpoint > self.config.checkpoint_interval:
                     self._checkpoint_locked()
                 return applied
+            finally:
+                self._lock.release()
         finally:
             self._slots.release()
 
