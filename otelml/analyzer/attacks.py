@@ -62,8 +62,10 @@ Example:
     >>> rng = np.random.default_rng(0)
     >>> for i in range(400):  # ordinary traffic: 40 callers, random inputs
     ...     _ = watch.observe("m", "1", f"c{i % 40}", [random_print(rng)], "t", "s", i)
-    >>> base = random_print(rng)
-    >>> found = [watch.observe("m", "1", "mallory", [near(base, rng)], "t", "s", 400 + i) for i in range(60)]
+    >>> walk = [random_print(rng)]  # mallory walks: each query a step (one bit) from the last
+    >>> for _ in range(60):
+    ...     walk.append(near(walk[-1], rng, flips=1))
+    >>> found = [watch.observe("m", "1", "mallory", [x], "t", "s", 400 + i) for i, x in enumerate(walk)]
     >>> any(f.detector == "evasion probing" for fs in found for f in fs)
     True
 """
