@@ -338,3 +338,21 @@ def test_the_outbox_sends_what_waits_in_the_order_of_its_events_and_reads_an_old
     assert [payload for _, payload in store.outbox_head(10)] == [b"\x05", b"\x04"]
     assert store.outbox_waiting() == 2
     store.close()
+
+
+def test_the_state_directory_and_database_are_the_analyzers_alone(tmp_path):
+    """The store holds the journal, references and outbox: a directory it makes is 0700 and its files 0600 (they
+    were 0755 and 0644, so any local user read them), an existing database included."""
+    import stat
+
+    from otelml.analyzer.store import Store
+
+    store = Store(str(tmp_path / "state"))
+    store.append("metrics:application/x-protobuf", b"x", 1)  # the -wal and -shm files exist now
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "state").iterdir()}
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    assert modes and set(modes.values()) == {0o600}, modes
+    store.close()
+    (tmp_path / "state" / "otelml.sqlite3").chmod(0o644)
+    Store(str(tmp_path / "state")).close()
+    assert stat.S_IMODE((tmp_path / "state" / "otelml.sqlite3").stat().st_mode) == 0o600

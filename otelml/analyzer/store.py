@@ -65,8 +65,12 @@ class Store:
     """SQLite store; thread-safe (one connection, one lock)."""
 
     def __init__(self, state_dir: str):
-        os.makedirs(state_dir, exist_ok=True)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)  # a directory made here is the analyzer's alone
         self.path = os.path.join(state_dir, "otelml.sqlite3")
+        # The database holds the journal, references and outbox: readable by the analyzer's user only. SQLite gives
+        # its -wal and -shm files the database file's permissions.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(self.path, 0o600)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
