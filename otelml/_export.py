@@ -166,17 +166,13 @@ class MetricsPump:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.interval_s + 30)
         delivered = self.flush()
-        if self._pending:
-            _health.health.drop(
-                _health.EXPORT_FAILED,
-                f"{len(self._pending)} metric requests undelivered at shutdown",
-                count=sum(_points(r) for r in self._pending),
-            )
+        self.abandon("the backend did not take them at shutdown")
         self.exporter.shutdown()
         return delivered
 
     def abandon(self, reason: str) -> None:
-        """Give up on what is still pending (shutdown ran out of time): counted as dropped, once."""
+        """Give up on what is still pending (at shutdown, or when shutdown ran out of time): counted as dropped,
+        once."""
         pending, self._pending = self._pending, deque()
         if pending:
             _health.health.drop(
