@@ -54,6 +54,11 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     layout: histogram.Layout = histogram.DEFAULT_LAYOUT
 
+    def __post_init__(self):
+        t = self.shutdown_timeout_s
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < float("inf"):
+            raise ValueError(f"shutdown_timeout_s must be a finite number of seconds, at least 0, got {t!r}")
+
     @classmethod
     def from_overrides(cls, **overrides) -> "Settings":
         unknown = set(overrides) - set(cls.__dataclass_fields__)

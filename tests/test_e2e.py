@@ -386,3 +386,9 @@ def test_shutdown_with_a_collector_that_never_answers_is_bounded(dropped):
         took = time.monotonic() - started
     assert not delivered and took < 5.0 + 3.0, took  # the default shutdown_timeout_s is 5 s; generous for a busy box
     assert "export_failed" in dropped()
+
+
+@pytest.mark.parametrize("bad", ["5", -1, float("nan"), True])
+def test_a_bad_shutdown_timeout_is_refused_by_configure(bad):
+    with pytest.raises(ValueError, match="shutdown_timeout_s must be a finite number"):
+        otelml.configure(shutdown_timeout_s=bad, export_metrics=False, create_tracer_provider=False)
