@@ -57,6 +57,20 @@ def test_an_incident_on_twenty_features_is_one_alert_that_fires_updates_and_reso
     assert again[0].state == "firing" and again[0].alert_id != fired.alert_id  # a new incident
 
 
+def test_an_alert_whose_severity_rises_sends_an_update_at_once():
+    """A falling throughput (warning) that becomes an outage (critical) is one alert; the SIEM hears of the critical
+    severity in the window it appears, not update_windows later."""
+    book = AlertBook(resolve_windows=3, update_windows=10)
+    [fired] = book.on_window("m", "1", 60, [finding(None, 0, severity="warning")])
+    assert fired.attributes[semconv.ALERT_SEVERITY] == "warning"
+    assert book.on_window("m", "1", 120, [finding(None, 1, severity="warning")]) == []
+    [escalated] = book.on_window("m", "1", 180, [finding(None, 2, severity="critical")])
+    assert escalated.alert_id == fired.alert_id and escalated.attributes[semconv.ALERT_SEVERITY] == "critical"
+    assert escalated.severity_text == "ERROR"
+    # a warning finding later does not lower the alert, nor send anything before update_windows
+    assert book.on_window("m", "1", 240, [finding(None, 3, severity="warning")]) == []
+
+
 def test_alert_ids_are_stable_when_the_same_windows_are_replayed():
     def run():
         book = AlertBook()

@@ -2,8 +2,8 @@
 
 One alert per incident: the alarming findings of one detector on one model version (a drift touching 20 features
 is one alert with 20 findings). It fires once; while alarms continue it sends an update at most every
-``update_windows`` windows; it resolves after ``resolve_windows`` windows without an alarm. Every record has a
-stable event id (alert id, state, sequence), so replays after a restart and retries never make a second alert
+``update_windows`` windows, and at once when its severity rises (a warning that becomes critical pages now); it
+resolves after ``resolve_windows`` windows without an alarm. Every record has a stable event id (alert id, state, sequence), so replays after a restart and retries never make a second alert
 downstream. ``min_severity`` drops findings below it.
 
 Pure: findings in, record events out; delivery (the durable outbox) is ``outbox``'s job.
@@ -125,9 +125,10 @@ class AlertBook:
             alert.findings.extend(group)
             alert.findings = alert.findings[-200:]
             alert.last_window_end, alert.quiet = window_end, 0
+            escalated = SEVERITIES[_worst(group)] > SEVERITIES[alert.severity]
             alert.severity = max(alert.severity, _worst(group), key=SEVERITIES.get)
             alert.since_update += 1
-            if alert.since_update >= self.update_windows:
+            if escalated or alert.since_update >= self.update_windows:
                 alert.since_update = 0
                 events.append(self._event(alert, semconv.ALERT_STATE_FIRING, group, window_end))
         for key, alert in list(self.open.items()):
