@@ -14,19 +14,38 @@ its sources' counts for its span (an export that came late put them in the next 
 
 Points are routed by their ``otelml.model.name`` / ``otelml.model.version`` attributes; points without a model name
 are not otelml's and are counted as ignored.
+
+Caps (:class:`Limits`) bound memory whatever senders send, without locking new models out. A model version is
+*confirmed* once it has data in a second window; until then it is on probation. When a new model version would pass
+``max_models`` or ``max_versions``, it is let in on its second request (the first is remembered among the last
+``NEWCOMERS`` newcomers and its points are rejected, so a flood of names sent once evicts nothing), and room is made
+by evicting, in this order: the version on probation that sent data longest ago, then the confirmed version that has
+been idle longest; never one with a pinned reference (``State.pinned``) or a confirmed one that sent data within the
+last ``protect_windows`` windows (of arrival time). Eviction drops the version's open windows and its cumulative
+streams; its history and references stay in the store, and if it comes back it starts afresh. Evictions are counted
+(``evicted``, and ``evicted_points`` for the points of its open windows) and logged at most once a minute. Inside a
+window, a new attribute set past ``max_values`` per metric and feature, or ``max_series`` in all, is folded into one
+``__other__`` stand-in per metric and feature (``windows``), counted as ``overflow``: detectors see mass move to an
+unseen value instead of an unbounded dict. A model version tracks at most ``max_sources`` sources; points of further
+sources are accepted but hold no windows open. There is no per-sender quota: the analyzer has one shared token, so
+it cannot tell senders apart.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field, fields
 
 from .. import semconv
+from .logs import logger
 from .points import Decoded
 from .streams import Deltas, StalePoint
 from .windows import ClosedWindow, Window, window_index
 
 _IDENTITY = (semconv.MODEL_NAME, semconv.MODEL_VERSION, semconv.MODEL_TASK)
+NEWCOMERS = 65_536  # model versions turned away at the cap that are remembered, so their second request gets in
+ROUTES = 65_536  # streams whose routing is cached; the cache starts afresh when full
+_LOG_EVICTIONS_EVERY_NS = 60 * 10**9
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,16 @@ class Limits:
     max_streams: int = 200_000  # cumulative streams remembered for delta conversion
     history: int = 1440  # closed windows kept per model version
     max_future_s: float = 600.0  # points timestamped further ahead of the wall clock are rejected
+    max_values: int = 1000  # attribute sets per metric and feature in one window; more fold into __other__
+    max_series: int = 20_000  # attribute sets in one window, all metrics together; more fold into __other__
+    max_sources: int = 1000  # sources tracked per model version; more are accepted but hold no windows open
+    protect_windows: int = 60  # at the cap, a confirmed model version with data this many windows back stays
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"limits: {f.name} must be a positive number, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +103,13 @@ class ModelVersion:
     windows_closed: int = 0
     partial_windows: int = 0  # closed windows marked partial
     sources: dict = field(default_factory=dict)  # source (resource) -> end of its newest point of this version
+    first_window: int | None = None  # the window of its first accepted point
+    confirmed: bool = False  # it has had data in a second window (see the module docstring)
+    streams: set = field(default_factory=set)  # its cumulative streams, forgotten with it when it is evicted
+
+    @property
+    def key(self) -> tuple:
+        return (self.model, self.version)
 
     def __getstate__(self):  # history lives in the store's windows table, not in checkpoints
         state = dict(self.__dict__)
@@ -82,6 +118,9 @@ class ModelVersion:
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("sources", {})  # checkpoints from before windows waited for every source
+        state.setdefault("first_window", None)  # checkpoints from before eviction: taken as confirmed
+        state.setdefault("confirmed", True)
+        state.setdefault("streams", set())
         self.__dict__.update(state)
 
 
@@ -110,21 +149,37 @@ class State:
         self.last_arrival_ns = 0
         self.counts: Counter = Counter()  # received, accepted, rejected, ignored, late, stale, spans, ...
         self.sources: dict = {}  # source (resource) -> end of its newest point of any model (its watermark)
+        self.pinned: set = set()  # (model, version) with a pinned reference, never evicted; the service keeps it
         self._routes: dict = {}
+        self._index()
 
-    def __getstate__(self):  # the route cache is rebuilt on demand
+    def _index(self) -> None:
+        """Build what is derived from ``models``: versions per model name, the probation order; forget newcomers."""
+        self._names: Counter = Counter(model for model, _ in self.models)
+        on_probation = sorted((mv for mv in self.models.values() if not mv.confirmed), key=lambda m: m.last_arrival_ns)
+        self._probation: OrderedDict = OrderedDict((mv.key, None) for mv in on_probation)  # oldest arrival first
+        self._newcomers: OrderedDict = OrderedDict()  # hash of (model, version) -> the request that first sent it
+        self._requests = 0
+        self._evictions_logged_ns = -_LOG_EVICTIONS_EVERY_NS
+
+    def __getstate__(self):  # the route cache and the indexes are rebuilt on demand
         state = dict(self.__dict__)
-        state["_routes"] = {}
+        for name in ("_routes", "_names", "_probation", "_newcomers", "_requests", "_evictions_logged_ns"):
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         state.setdefault("sources", {})  # checkpoints from before windows waited for every source
+        state.setdefault("pinned", set())
         self.__dict__.update(state)
+        self._routes = {}
+        self._index()
 
     # --- input ----------------------------------------------------------------------------------------------------
     def apply(self, decoded: Decoded, now_ns: int) -> Applied:
         """Add a decoded request's points and spans; returns what was accepted and the windows that closed."""
         result = Applied(rejected=decoded.rejected, errors=list(decoded.errors))
+        self._requests += 1
         self.counts["received"] += len(decoded.points) + decoded.rejected
         touched, sources = set(), set()
         future_limit = now_ns + int(self.config.limits.max_future_s * 1e9)
@@ -160,8 +215,9 @@ class State:
                 attributes.get(semconv.FEATURE_NAME),
                 tuple((k, v) for k, v in key.attributes if k not in _IDENTITY),
             )
-            if len(self._routes) < self.config.limits.max_streams:
-                self._routes[key] = route
+            if len(self._routes) >= ROUTES:
+                self._routes.clear()
+            self._routes[key] = route
         return route
 
     def _apply_point(self, point, now_ns, future_limit, touched, sources) -> str | None:
@@ -194,12 +250,24 @@ class State:
         except StalePoint as exc:
             self.counts["stale"] += 1
             return str(exc)
+        if point.cumulative:
+            mv.streams.add(point.key)
         window = mv.open.get(index)
         if window is None:
             window = mv.open[index] = Window(index, self.window_ns)
-        reason = window.add(delta, extra)
+        held = window.capped(delta.kind, delta.key.metric, extra, self.config.limits)
+        reason = window.add(delta, held)
         if reason:
             return reason
+        if held is not extra:
+            self.counts["overflow"] += 1
+        if not mv.confirmed:
+            self._probation.move_to_end(mv.key)
+            if mv.first_window is None:
+                mv.first_window = index
+            elif index != mv.first_window:
+                mv.confirmed = True
+                del self._probation[mv.key]
         self._span(mv, point.key.resource, delta, index)
         if mv.task is None:
             mv.task = task
@@ -219,12 +287,15 @@ class State:
     def _span(self, mv: ModelVersion, source, delta, index: int) -> None:
         """Note the time ``delta`` spans: landed in window ``index``, covering every open window it overlaps."""
         end = delta.time_unix_nano
+        if source not in mv.sources and len(mv.sources) >= self.config.limits.max_sources:
+            return  # past the cap on sources: its points count, but it holds no windows open
         if end > mv.sources.get(source, 0):
             mv.sources[source] = end
         if end > self.sources.get(source, 0):
+            self.sources.pop(source, None)  # re-inserted: the dict is in order of last advance
             self.sources[source] = end
-            if len(self.sources) > self.config.limits.max_streams:  # bounded: forget the quietest
-                del self.sources[min(self.sources, key=self.sources.get)]
+            if len(self.sources) > self.config.limits.max_streams:  # bounded: forget the one quiet longest
+                del self.sources[next(iter(self.sources))]
         start = delta.start_unix_nano
         if delta.kind == "gauge" or not 0 < start < end:
             return
@@ -245,12 +316,78 @@ class State:
         if mv is not None:
             return mv
         limits = self.config.limits
-        versions = sum(1 for m, _ in self.models if m == model)
-        known = versions > 0 or len({m for m, _ in self.models}) < limits.max_models
-        if not known or versions >= limits.max_versions:
+        versions = self._names[model]
+        full = versions >= limits.max_versions if versions else len(self._names) >= limits.max_models
+        if full and not (self._second_request((model, version)) and self._evict(model if versions else None, now_ns)):
             return None
         mv = self.models[(model, version)] = ModelVersion(model, version, first_seen_ns=now_ns)
+        self._names[model] += 1
+        self._probation[mv.key] = None
         return mv
+
+    def _second_request(self, key: tuple) -> bool:
+        """Whether ``key`` was turned away at the cap by an earlier request (remembered among the last NEWCOMERS)."""
+        fingerprint = hash(key)
+        first = self._newcomers.get(fingerprint)
+        if first is None:
+            self._newcomers[fingerprint] = self._requests
+            if len(self._newcomers) > NEWCOMERS:
+                self._newcomers.popitem(last=False)
+            return False
+        if first == self._requests:  # turned away earlier in this same request
+            return False
+        del self._newcomers[fingerprint]
+        return True
+
+    def _evict(self, model: str | None, now_ns: int) -> bool:
+        """Make room for a new version of ``model`` (or, with ``None``, a new model name) by the module docstring's
+        policy; returns whether room was made."""
+
+        def alone(key):  # evicting this version frees what the newcomer needs
+            return key[0] == model if model is not None else self._names[key[0]] == 1
+
+        victims = next(([k] for k in self._probation if k not in self.pinned and alone(k)), None)
+        if victims is None:  # nobody on probation: the confirmed version (or model, for a name) idle longest
+            recent = now_ns - self.config.limits.protect_windows * self.window_ns
+            idle: dict = {}  # model name, or version key -> newest arrival among what would go
+            for mv in self.models.values():
+                unit = mv.key if model is not None else mv.model
+                if model is not None and mv.model != model:
+                    continue
+                if mv.key in self.pinned or (mv.confirmed and mv.last_arrival_ns >= recent):
+                    idle[unit] = None  # protected: the unit cannot go
+                elif idle.get(unit, 0) is not None:
+                    idle[unit] = max(idle.get(unit, 0), mv.last_arrival_ns)
+            candidates = [unit for unit, arrival in idle.items() if arrival is not None]
+            if not candidates:
+                return False
+            unit = min(candidates, key=idle.get)
+            victims = [unit] if model is not None else [k for k in self.models if k[0] == unit]
+        for key in victims:
+            self._drop(self.models[key], now_ns)
+        return True
+
+    def _drop(self, mv: ModelVersion, now_ns: int) -> None:
+        del self.models[mv.key]
+        self._names[mv.model] -= 1
+        if not self._names[mv.model]:
+            del self._names[mv.model]
+        self._probation.pop(mv.key, None)
+        self.deltas.forget(mv.streams)
+        points = sum(w.points for w in mv.open.values())
+        self.counts["evicted"] += 1
+        self.counts["evicted_points"] += points
+        if now_ns - self._evictions_logged_ns >= _LOG_EVICTIONS_EVERY_NS:
+            self._evictions_logged_ns = now_ns
+            logger.warning(
+                "at the cap on models or versions: evicted model %r version %r (%s, %d points in open windows); "
+                "%d evicted since start, logged at most once a minute",
+                mv.model,
+                mv.version,
+                "confirmed, idle" if mv.confirmed else "never confirmed",
+                points,
+                self.counts["evicted"],
+            )
 
     def _count_spans(self, spans) -> None:
         for span in spans:

@@ -10,13 +10,19 @@ source (the resource that sent the points), the time its points span (``landed``
 the source's points cover wherever they landed (``covered``). When the two differ by half a window or more for any
 source, the window is *partial*: its counts are not that source's counts for this window. A source that sent nothing
 over the window's span (no points covering it) is silence, not a partial window.
+
+Attribute values come from senders, so a window holds a bounded number of attribute sets: at most ``max_values``
+per metric and feature, and ``max_series`` in all (the state's ``Limits``). A new attribute set past either cap is
+folded into the metric's (and feature's) ``__other__`` stand-in (:func:`fold`): the feature name is kept, the value
+of every other known attribute (category, labels, non-finite kind) becomes ``__other__``, and unknown attributes
+become one ``__other__`` pair. Detectors then see mass move to a value they have not seen, and memory stays bounded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import histogram
+from .. import histogram, semconv
 from .points import ExplicitHistogram, Point
 
 _COMPACT_AT = 64
@@ -24,6 +30,10 @@ EXEMPLAR_STREAMS = 32  # streams per window whose exemplars are kept ...
 EXEMPLARS_PER_STREAM = 2  # ... the newest of each
 MAX_SPANS = 16  # time spans kept per source and window; past it the two closest merge (an over-estimate)
 _UNKNOWN_STREAM = (None, ())  # the stream of exemplars from checkpoints written before they were kept per stream
+_VALUES = frozenset(  # attributes whose values fold into __other__ past the caps; the feature name is kept
+    (semconv.FEATURE_CATEGORY, semconv.PREDICTION_LABEL, semconv.TRUE_LABEL, semconv.NONFINITE_KIND)
+)
+_UNKNOWN = ((semconv.OTHER_VALUE, semconv.OTHER_VALUE),)  # what attributes of other names fold into
 
 
 def window_index(time_unix_nano: int, window_ns: int) -> int:
@@ -43,6 +53,25 @@ class Window:
     exemplars: dict = field(default_factory=dict)  # (metric, extra attributes) -> its newest exemplars, oldest first
     points: int = 0
     spans: dict = field(default_factory=dict)  # source -> ([landed (start, end)], [covered (start, end)]), merged
+    series: dict = field(default_factory=dict)  # (metric, feature) -> attribute sets held (overflow not counted)
+    held: int = 0  # attribute sets held, all metrics (overflow not counted)
+
+    def capped(self, kind: str, metric: str, extra: tuple, limits) -> tuple:
+        """``extra``, or its ``__other__`` stand-in (:func:`fold`) when a new attribute set would pass the caps."""
+        if (metric, extra) in self._by_kind.get(kind, self.gauges):
+            return extra
+        group = (metric, _feature(extra))
+        count = self.series.get(group, 0)
+        if count < limits.max_values and self.held < limits.max_series:
+            self.series[group] = count + 1
+            self.held += 1
+            return extra
+        folded = fold(extra)
+        return extra if folded == extra else folded
+
+    @property
+    def _by_kind(self) -> dict:
+        return {"exponential": self.histograms, "sum": self.counters, "explicit": self.explicit}
 
     def add(self, point: Point, extra: tuple) -> str | None:
         """Add a delta point; returns a reason if it cannot be added."""
@@ -69,6 +98,8 @@ class Window:
         if isinstance(state.get("exemplars"), list):  # a checkpoint from before exemplars were kept per stream
             state["exemplars"] = {_UNKNOWN_STREAM: state["exemplars"]} if state["exemplars"] else {}
         state.setdefault("spans", {})  # a checkpoint from before windows kept their sources' time spans
+        state.setdefault("series", {})  # a checkpoint from before windows capped their attribute sets
+        state.setdefault("held", 0)
         self.__dict__.update(state)
 
     def land(self, source, start_ns: int, end_ns: int) -> None:
@@ -178,6 +209,30 @@ class ClosedWindow:
             "closed_by": self.closed_by,
             "partial": self.partial,
         }
+
+
+def _feature(extra: tuple):
+    for name, value in extra:
+        if name == semconv.FEATURE_NAME:
+            return value
+    return None
+
+
+def fold(extra: tuple) -> tuple:
+    """The ``__other__`` stand-in of an attribute set: the feature name kept, every other value ``__other__``.
+
+    Example:
+        >>> fold((("otelml.feature.category", "red"), ("otelml.feature.name", "colour"), ("shard", "7")))
+        (('__other__', '__other__'), ('otelml.feature.category', '__other__'), ('otelml.feature.name', 'colour'))
+    """
+    kept = {
+        (n, v if n == semconv.FEATURE_NAME else semconv.OTHER_VALUE)
+        for n, v in extra
+        if n in _VALUES or n == semconv.FEATURE_NAME
+    }
+    if any(n not in _VALUES and n != semconv.FEATURE_NAME for n, _ in extra):
+        kept.update(_UNKNOWN)
+    return tuple(sorted(kept))
 
 
 def _add_span(spans: list, start: int, end: int) -> None:
