@@ -5,14 +5,17 @@ idle first, never the pinned or the recently active), and per-window caps on att
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from otelml import semconv
+from otelml.analyzer import references
 from otelml.analyzer.config import AnalyzerConfig
 from otelml.analyzer.decode import decode_metrics
 from otelml.analyzer.points import Decoded, Point, StreamKey
 from otelml.analyzer.service import Analyzer
 from otelml.analyzer.state import Limits, State, StateConfig
+from otelml.analyzer.store import PINNED
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from cardinality import FAULT, MIX, base_time, label_mix, sums_request  # noqa: E402
@@ -43,6 +46,8 @@ def test_a_flood_of_model_names_neither_locks_out_a_new_model_nor_silences_its_a
     keeps working through the flood, names sent once evict nothing, names sent twice evict only the never-confirmed,
     and a new legitimate model gets in on its second request, has its windows closed and raises its alert."""
     service = analyzer(tmp_path, max_models=50)
+    reference = references.from_data("steady", "1", ["x"], np.arange(100.0).reshape(-1, 1), "test")
+    service.store.add_reference(reference, PINNED)
     t0 = base_time()
     at = lambda w, s=30: t0 + w * W + s * S  # noqa: E731 - second s of window w
     for w in range(2):
@@ -55,6 +60,7 @@ def test_a_flood_of_model_names_neither_locks_out_a_new_model_nor_silences_its_a
     health = service.health()
     assert health["models"] == 50 and health["points"]["evicted"] == 5000 - 49
     assert ("steady", "1") in service.state.models  # confirmed and active: never evicted
+    assert service.state.pinned == {("steady", "1")}  # and pinned: never evicted, however idle
 
     once = [rows(f"once-{i}", at(3)) for i in range(5000)]
     assert send(service, once, "flood").rejected == 5000  # names sent once evict nothing

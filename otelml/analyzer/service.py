@@ -257,6 +257,8 @@ class Analyzer:
         key = (model, version)
         if key not in self._pinned_cache:
             self._pinned_cache[key] = self.store.pinned(model, version)
+        if self._pinned_cache[key] is not None:
+            self.state.pinned.add(key)  # never evicted at the cap on models (state.py)
         return self._pinned_cache[key]
 
     def tick(self, now_ns: int | None = None) -> int:
