@@ -113,8 +113,8 @@ def test_ordinary_callers_including_repeaters_do_not_alarm():
 
 
 def test_every_probing_campaign_is_found_within_fifty_queries():
-    """Measured: delays 24 to 59, mean 39.2, over these 10 campaigns (each its own start, target and noise). The
-    bounds fail on a doubled delay, and on a 1,000 times stricter threshold (then: 35 to 87, mean 50.8)."""
+    """Measured: delays 21 to 41, mean 33.0, over these 10 campaigns (each its own start, target and noise). The
+    bounds fail on a doubled delay, and on a 1,000 times stricter threshold (then: 31 to 48, mean 40.2)."""
     delays = []
     for seed in range(10):
         traffic = Traffic(100 + seed)
@@ -122,7 +122,7 @@ def test_every_probing_campaign_is_found_within_fifty_queries():
         delays.append(traffic.probe(["mallory"], 200))
         assert not benign_alarms(traffic)
         assert traffic.alarms["mallory"][0][0] == "evasion probing"
-    assert all(d is not None and d <= 70 for d in delays) and np.mean(delays) <= 45, delays
+    assert all(d is not None and d <= 60 for d in delays) and np.mean(delays) <= 37, delays
     assert len(set(delays)) >= 6, delays  # the campaigns really differ
 
 

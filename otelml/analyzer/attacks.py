@@ -12,19 +12,21 @@ small angle from each other; nothing else about the input is known here. Per mod
 
 Three tests:
 
-- evasion probing (Chen, Carlini & Wagner 2020), a CUSUM e-detector per caller on a win/lose sequence (the bet
-  ``1 + stake (win - q) / q``, mixed over four stakes; alarm at ``ln A``): a query wins when it is *near* (its mean
-  distance to its ``k`` nearest earlier distinct queries of the same caller is below ``ratio`` times the same
-  distance to as many fingerprints drawn from the reservoir) *and* it *walked* (its nearest earlier query is one
-  of the caller's ``latest`` share of them, ties broken at random); ``q`` is that share. Under the null that the
-  caller's distinct queries are exchangeable (drawn in any order from one distribution, whatever it is: a browser,
-  or a caller re-sending a few rows of its own with noise), the nearest is equally likely to be any of them, so a
-  query walks with probability ``q`` and the caller alarms less than once per ``A`` distinct queries. A walk (each
-  query a small step from the last ones: HopSkipJump's line searches and moving centre, Boundary's steps) keeps
-  winning. What no fingerprint test can tell apart: a cloud of queries around one point in no order, such as
-  HopSkipJump's gradient estimation and a jittered re-sender; the campaign is found at its next step. Exact
-  repeats are counted, not bet on. Callers whose successive inputs are related (a drifting sensor, a time series)
-  do walk and can alarm (``trusted`` exempts callers from the extraction tests only).
+- evasion probing (Chen, Carlini & Wagner 2020), a CUSUM e-detector per caller on win shares (the bet
+  ``1 + stake (win - q) / q``, mixed over four stakes and three ``q``; alarm at ``ln A``): a query that is *near*
+  (its mean distance to its ``k`` nearest earlier distinct queries of the same caller is below ``ratio`` times the
+  same distance to as many fingerprints drawn from the reservoir) wins the share of its nearest earlier queries
+  (all those tied at the least distance) that are among the caller's last ``L``; ``q = L / n`` of its ``n`` kept
+  queries, for three ``L``: the last query alone, the last ``latest / 4`` share and the last ``latest`` share
+  (a query that is not near wins nothing). Under the null that the caller's distinct queries are exchangeable
+  (drawn in any order from one distribution, whatever it is: a browser, or a caller re-sending a few rows of its
+  own with noise), the nearest are placed at random among them, so the expected win is ``q`` and the caller alarms
+  less than once per ``A`` distinct queries. A walk (each query a small step from the last ones: HopSkipJump's
+  binary and step searches, Boundary's steps) keeps winning, and most on the bet on the last query. What no
+  fingerprint test can tell apart: a cloud of queries around one point in no order, such as HopSkipJump's gradient
+  estimation and a jittered re-sender; the campaign is found at its next steps. Exact repeats are counted, not
+  bet on. Callers whose successive inputs are related (a drifting sensor, a time series) do walk and can alarm
+  (``trusted`` exempts callers from the extraction tests only).
 - split probing (after Blacklight, Li et al. 2022), one query at a time, whoever sends it: ``n`` of the recent
   queries of *other* callers lie within ``radius`` bits of it (the very same input left out), against ``m`` of as
   many reservoir fingerprints. If recent and past traffic are alike, ``n`` given ``n + m`` is Binomial(1/2), and the
@@ -51,8 +53,8 @@ Three tests:
   its own data) looks like a thief to the novelty signal: list it in ``trusted``.
 
 Why exchangeability gives ``q``: given the set of the caller's first ``t`` distinct queries and the newest, the
-order of the others is uniformly random, so the position of the newest one's nearest among them is uniform (exactly
-so over a caller's whole past; the test keeps its last ``history``, which leaves a small dependence between
+order of the others is uniformly random, so the positions of the newest one's nearest among them are a uniform
+draw without replacement and the share of them among the last ``L`` has mean ``L / n`` (exactly so over a caller's whole past; the test keeps its last ``history``, which leaves a small dependence between
 successive bets). The *near* condition only makes wins rarer: an ordinary browser is rarely near its own queries
 at all. Callers who ask about a narrow region in no particular order (a shop querying its own products) stay
 exchangeable and do not alarm.
@@ -90,8 +92,10 @@ _STATISTICS = {
     "novel inputs": "log e-value (new to the model more often than others' queries)",
 }
 _STAKES = np.array([0.25, 0.5, 0.75, 0.95])  # shares of the stake bet on "win"; a loss keeps 1 - stake of it
+_WALKS = np.array([0.0, 0.25, 1.0])  # evasion probing's bets: the nearest is the last query, among the last
+# ``latest / 4`` share of the caller's history, among the last ``latest`` share
 _MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)  # Bloom filter positions of a digest
-FORMAT = 3  # of the checkpointed state; a checkpoint of another format starts the attack state afresh
+FORMAT = 4  # of the checkpointed state; a checkpoint of another format starts the attack state afresh
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class AttackConfig:
     false_alarms: float = 1e5  # A: distinct queries of an ordinary caller per false alarm, on average
     k: int = 3  # nearest neighbours averaged
     ratio: float = 0.5  # a query is near when its neighbours are this much nearer than the reservoir's ...
-    latest: float = 0.25  # ... and wins when its nearest earlier query is among this share of the caller's latest
+    latest: float = 0.25  # ... and wins when its nearest earlier queries are among this share of the caller's latest
     min_history: int = 4  # distinct queries of a caller before its own history is bet on
     history: int = 64  # distinct fingerprints kept per caller
     recent: int = 1024  # distinct fingerprints of all callers kept in arrival order
@@ -206,31 +210,34 @@ def knn(x: np.ndarray, others: np.ndarray, k: int) -> float:
     return float(np.partition(d, k - 1)[:k].mean())
 
 
-def walked(x: np.ndarray, own: np.ndarray, latest: int, rng: np.random.Generator) -> bool:
-    """Whether the nearest of a caller's earlier distinct queries ``own`` (oldest first) to ``x`` is one of its
-    ``latest``, ties broken at random. If the caller's queries are exchangeable (drawn in any order from one
-    distribution: a browser, a caller re-sending a few rows with noise), the nearest is equally likely to be any of
-    them, so this happens with probability ``latest / len(own)``; a walk (each query a step from the last ones)
-    makes it happen far more often."""
+def walked(x: np.ndarray, own: np.ndarray, latest: np.ndarray) -> np.ndarray:
+    """For each count in ``latest``, the share of the nearest (tied) of a caller's earlier distinct queries ``own``
+    (oldest first) to ``x`` that are among its ``latest`` last ones. If the caller's queries are exchangeable (drawn
+    in any order from one distribution: a browser, a caller re-sending a few rows with noise), the nearest are
+    placed at random among them, so the expected share is ``latest / len(own)``; a walk (each query a step from the
+    last ones) puts them among the latest far more often."""
     d = distances(x, own)
     nearest = np.flatnonzero(d == d.min())
-    return bool(nearest[rng.integers(nearest.size)] >= own.shape[0] - latest)
+    return (nearest[:, None] >= own.shape[0] - latest[None, :]).mean(axis=0)
 
 
 class _Bet:
-    """A CUSUM e-detector on wins with probability at most ``odds`` under the null: each bet multiplies the stake by
-    ``1 + stake (win - odds) / odds``, mixed over ``_STAKES``; ``first`` is where the statistic last left zero."""
+    """A CUSUM e-detector on wins (a share in [0, 1] each) whose expectation is at most ``odds`` under the null: each
+    bet multiplies the stake by ``1 + stake (win - odds) / odds``; several such bets at once (one per row of
+    ``odds``, on nested events) are mixed with ``_STAKES``; ``first`` is where the statistic last left zero."""
 
-    def __init__(self):
-        self.w = np.zeros(_STAKES.size)
+    def __init__(self, bets: int = 1):
+        self.w = np.zeros((bets, _STAKES.size))
         self.wins = 0
         self.bets = 0
         self.first: tuple = ()  # (trace id, span id, time) of the first query of the current suspicious run
 
-    def update(self, win: bool, at: tuple, odds: float = 0.5) -> float:
+    def update(self, win, at: tuple, odds=0.5) -> float:
         before = self.value()
-        self.w = np.maximum(self.w, 0.0) + np.log1p(_STAKES * ((1.0 if win else 0.0) - odds) / odds)
-        self.wins += win
+        win, odds = np.atleast_1d(np.asarray(win, dtype=float)), np.atleast_1d(np.asarray(odds, dtype=float))
+        bets = 1 + _STAKES[None, :] * (win - odds)[:, None] / odds[:, None]
+        self.w = np.maximum(self.w, 0.0) + np.log(bets)
+        self.wins += float(win[-1]) > 0
         self.bets += 1
         value = self.value()
         if before <= 0 < value or not self.first:
@@ -238,7 +245,7 @@ class _Bet:
         return value
 
     def value(self) -> float:
-        return log_sum_exp(self.w) - math.log(self.w.size)
+        return log_sum_exp(self.w.ravel()) - math.log(self.w.size)
 
 
 class _Answered:
@@ -284,7 +291,7 @@ class _Caller:
     queries: int = 0
     repeats: int = 0
     distinct: int = 0
-    own: _Bet = field(default_factory=_Bet)  # evasion probing
+    own: _Bet = field(default_factory=lambda: _Bet(len(_WALKS)))  # evasion probing
     novel: _Bet = field(default_factory=_Bet)  # extraction by new inputs
     opened: tuple = ()  # (trace id, span id, time) of the caller's first query
     firsts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))  # the last 256 digests of
@@ -452,10 +459,10 @@ class CallerWatch:
             traffic.callers_seen += 1
         state.distinct += 1
         own = state.prints if state.prints is not None else np.zeros((0, x.size), dtype=np.uint64)
-        latest, near = int(own.shape[0] * c.latest), False
-        if own.shape[0] >= c.min_history and latest and traffic.reservoir.shape[0] >= 4 * c.min_history:
+        latest, near = np.maximum(1, (own.shape[0] * c.latest * _WALKS).astype(int)), False
+        if own.shape[0] >= c.min_history and traffic.reservoir.shape[0] >= 4 * c.min_history:
             near = knn(x, own, c.k) < c.ratio * knn(x, traffic.sample(own.shape[0]), c.k)
-            win = near and walked(x, own, latest, traffic.rng)
+            win = walked(x, own, latest) if near else np.zeros(latest.size)
             found += self._bet(state, state.own, win, "evasion probing", at, latest / own.shape[0])
         now, before, near_callers = traffic.neighbours(caller, x, c.radius or max(1, traffic.bits // 32))
         if now > before and len(near_callers) >= c.split_callers:
