@@ -359,13 +359,17 @@ class LatencyDetector(Detector):
     ``otelml.inference.duration`` histogram of successful calls, with the merged baseline windows as its
     reference; threshold ``ln A``, so at most one false alarm per ``A`` windows on average while latency keeps its
     baseline distribution; p50/p95/p99 now and in the baseline in the details.
-    Alarms only when the p50, p95 or p99 also rose by at least ``min_increase`` (relative); a slow tail of a few
-    percent of calls is ``SlowCallsDetector``'s. A partial window (``windows``) is skipped: an export stalled past
-    its window, or a replica's calls are missing from it, so its calls are not a fair sample of the model's."""
+    Alarms only when the p50, p95 or p99 also rose by at least ``min_increase`` (relative) above the highest it was
+    in any single baseline window: latency that swung during the baseline (a machine under varying load, whose
+    calls wait for a core now and then) must go beyond its swings, which a new window of the same kind does in
+    fewer than one in ``baseline_windows + 1``. A slow tail of a few percent of calls is ``SlowCallsDetector``'s.
+    A partial window (``windows``) is skipped: an export stalled past its window, or a replica's calls are missing
+    from it, so its calls are not a fair sample of the model's."""
 
     name = "latency"
     kind = PERFORMANCE
     example_metric, example_order = semconv.METRIC_DURATION, 1  # the slowest calls
+    QUANTILES = (50, 95, 99)
 
     def __init__(self, config: SequentialConfig = SequentialConfig(), min_increase: float = 0.1):
         self.config = config
@@ -374,6 +378,7 @@ class LatencyDetector(Detector):
 
     def reset(self) -> None:
         self._baseline: list = []
+        self._highest: dict = {}  # quantile -> the highest it was in a baseline window
         self._detector = None
 
     @classmethod
@@ -386,21 +391,25 @@ class LatencyDetector(Detector):
 
         return window(index, durations=rng.lognormal(math.log(0.02 * (2 if changed else 1)), 0.3, 300))
 
+    def _quantiles(self, h) -> dict:
+        return {f"p{q}": histogram.quantile(h, q / 100) for q in self.QUANTILES}
+
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
         live = _successful_durations(window)
         if live is None or live.count == 0 or window.partial:
             return []
+        now = self._quantiles(live)
         if self._detector is None:
             self._baseline.append(live)
+            self._highest = {q: max(v, self._highest.get(q, 0.0)) for q, v in now.items()}
             if len(self._baseline) >= self.config.baseline_windows:
                 self._baseline = [histogram.merge_all(self._baseline)]
                 self._detector = FeatureEDetector(self._baseline[0])
             return []
         value = self._detector.update(live)
-        base = self._baseline[0]
-        now = {f"p{q}": histogram.quantile(live, q / 100) for q in (50, 95, 99)}
-        then = {f"baseline p{q}": histogram.quantile(base, q / 100) for q in (50, 95, 99)}
-        increases = {q: now[q] / then[f"baseline {q}"] - 1 for q in now if then[f"baseline {q}"] > 0}
+        then = {f"baseline {q}": v for q, v in self._quantiles(self._baseline[0]).items()}
+        highest = {f"baseline window max {q}": v for q, v in self._highest.items()}
+        increases = {q: now[q] / self._highest[q] - 1 for q in now if self._highest.get(q, 0) > 0}
         largest = max(increases, key=increases.get, default="p95")
         increase = increases.get(largest, 0.0)
         threshold = self.config.log_threshold
@@ -410,10 +419,10 @@ class LatencyDetector(Detector):
             value,
             threshold,
             alarm,
-            f"{largest} relative increase",
+            f"{largest} relative increase over the highest baseline window",
             increase,
             WARNING if alarm else "info",
-            {**now, **then},
+            {**now, **then, **highest},
         )
         if alarm:
             self._detector.reset()
