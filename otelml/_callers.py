@@ -46,7 +46,7 @@ MAX_FINGERPRINT_ROWS = 64  # larger batches (offline scoring, not API probing) c
 @contextmanager
 def caller(identity):
     """Attribute the monitored calls inside the block to ``identity`` (hashed before it goes anywhere)."""
-    token = _CALLER.set(None if identity is None else str(identity))
+    token = _CALLER.set(identity_text(identity))
     try:
         yield
     finally:
@@ -55,6 +55,17 @@ def caller(identity):
 
 def current_caller():
     return _CALLER.get()
+
+
+def identity_text(identity) -> str | None:
+    """``str(identity)``; ``None`` (counted as bad input, never raised) when that fails or for ``None``."""
+    if identity is None:
+        return None
+    try:
+        return str(identity)
+    except Exception as exc:
+        _health.health.drop(_health.BAD_INPUT, f"the caller identity cannot be read as a string: {exc!r}")
+        return None
 
 
 def caller_key(configured: bytes | str | None) -> bytes:

@@ -275,8 +275,9 @@ class monitor:
             attributes = self._attributes.copy()
             if numeric is not None:
                 attributes[semconv.BATCH_SIZE] = numeric.shape[0]
+            identity = _callers.identity_text(identity)  # one that cannot be read costs the caller id, not the call
             if identity is not None:
-                attributes[semconv.CALLER_ID] = binding[0].caller_hasher().id(str(identity))
+                attributes[semconv.CALLER_ID] = binding[0].caller_hasher().id(identity)
             if self.fingerprint_bits and numeric is not None and 0 < numeric.shape[0] <= _callers.MAX_FINGERPRINT_ROWS:
                 prints = self._fingerprints(binding[0], names, numeric)
                 if prints:
