@@ -10,8 +10,9 @@ over OTLP/HTTP protobuf, in requests of ``--batch`` points:
 
 1. a known model ("steady") that sends its predicted-label mix every window throughout;
 2. ``--names`` distinct names of every kind: model names (each sent twice, in two requests, so each gets in by
-   eviction, the worst case for the model cap), feature names of one model, category values of one feature,
-   predicted-label values of one model, and source (``service.instance.id``) values of one model;
+   eviction, the worst case for the model cap), feature names of one model, category values of one feature of
+   another, predicted-label values of a third, and sources (``service.instance.id``, one request each, so a
+   fiftieth of ``--names``) of a fourth;
 3. then a new legitimate model ("newcomer") with a steady label mix for the baseline, then a changed mix (a fault),
    while once-sent model names keep flooding.
 
@@ -136,20 +137,20 @@ def flood(client: Client, names: int, batch: int, t0: int, log) -> None:
     kinds = {
         "model names (each sent twice)": lambda i: ("flood-%d" % i, semconv.METRIC_ROWS, {}, 1, end),
         "feature names": lambda i: (
-            "wide",
+            "wide-features",
             semconv.METRIC_FEATURE_NONFINITE,
             {semconv.FEATURE_NAME: "f%d" % i, semconv.NONFINITE_KIND: semconv.NONFINITE_NAN},
             1,
             end,
         ),
         "category values": lambda i: (
-            "wide",
+            "wide-categories",
             semconv.METRIC_FEATURE_CATEGORY,
             {semconv.FEATURE_NAME: "colour", semconv.FEATURE_CATEGORY: "c%d" % i},
             1,
             end,
         ),
-        "label values": lambda i: ("wide", semconv.METRIC_PREDICTIONS, {semconv.PREDICTION_LABEL: "l%d" % i}, 1, end),
+        "label values": lambda i: ("wide-labels", semconv.METRIC_PREDICTIONS, {semconv.PREDICTION_LABEL: "l%d" % i}, 1, end),
     }
     for kind, point in kinds.items():
         started = time.monotonic()
@@ -162,7 +163,7 @@ def flood(client: Client, names: int, batch: int, t0: int, log) -> None:
     started = time.monotonic()
     for first in range(0, names, batch):  # one point per source: sources of one model
         for i in range(first, min(first + batch, names), max(1, batch // 50)):
-            client.post(sums_request([("wide", semconv.METRIC_ROWS, {}, 1, end)], instance="src-%d" % i))
+            client.post(sums_request([("wide-sources", semconv.METRIC_ROWS, {}, 1, end)], instance="src-%d" % i))
     log(f"source values: {len(range(0, names, max(1, batch // 50))):,} requests in {time.monotonic() - started:.1f} s")
 
 

@@ -162,23 +162,24 @@ def twice(st, p, now):
 
 
 def test_eviction_takes_the_never_confirmed_first_then_the_idle_never_the_pinned_or_the_active():
-    st = State(
-        StateConfig(window_s=60, lateness_s=0, idle_timeout_s=3600, limits=Limits(max_models=3, protect_windows=2))
-    )
+    limits = Limits(max_models=4, protect_windows=2)
+    st = State(StateConfig(window_s=60, lateness_s=0, idle_timeout_s=3600, limits=limits))
     apply(st, point("pinned", T0 + S), now=T0)
     st.pinned.add(("pinned", "1"))
     apply(st, point("idle", T0 + S), point("idle", T0 + W + S), now=T0)  # confirmed (two windows), then quiet
     apply(st, point("active", T0 + S), point("active", T0 + W + S), now=T0)
-    assert twice(st, point("new-1", T0 + W + 2 * S), now=T0 + 5 * W).accepted == 1  # nobody on probation: idle goes
-    assert set(st.models) == {("pinned", "1"), ("active", "1"), ("new-1", "1")}
+    apply(st, point("new-1", T0 + W + S), now=T0 + 4 * W)  # under the cap; on probation
     apply(st, point("active", T0 + 5 * W + S), now=T0 + 5 * W)  # active again
-    assert twice(st, point("new-2", T0 + 5 * W + 2 * S), now=T0 + 5 * W).accepted == 1  # new-1: never confirmed
-    assert set(st.models) == {("pinned", "1"), ("active", "1"), ("new-2", "1")}
-    apply(st, point("new-2", T0 + 6 * W + S), now=T0 + 6 * W)  # confirmed and active: now everyone is protected
-    assert twice(st, point("new-3", T0 + 6 * W + S), now=T0 + 6 * W).rejected == 1
-    assert st.counts["evicted"] == 2 and len(st.models) == 3
-    pinned_long_idle = twice(st, point("new-4", T0 + 30 * W), now=T0 + 30 * W)  # pinned stays however idle
-    assert pinned_long_idle.accepted == 1 and ("pinned", "1") in st.models and st.counts["evicted"] == 3
+    assert twice(st, point("new-2", T0 + 5 * W + S), now=T0 + 5 * W).accepted == 1
+    assert set(st.models) == {("pinned", "1"), ("idle", "1"), ("active", "1"), ("new-2", "1")}  # new-1 went first
+    apply(st, point("new-2", T0 + 6 * W + S), now=T0 + 5 * W)  # confirmed
+    assert twice(st, point("new-3", T0 + 6 * W + S), now=T0 + 5 * W).accepted == 1  # nobody on probation: the idle
+    assert set(st.models) == {("pinned", "1"), ("active", "1"), ("new-2", "1"), ("new-3", "1")}
+    apply(st, point("new-3", T0 + 7 * W + S), now=T0 + 6 * W)  # confirmed; everyone is protected now
+    assert twice(st, point("new-4", T0 + 7 * W + S), now=T0 + 6 * W).rejected == 1
+    assert st.counts["evicted"] == 2 and len(st.models) == 4
+    much_later = twice(st, point("new-5", T0 + 30 * W), now=T0 + 30 * W)  # the pinned stays however idle
+    assert much_later.accepted == 1 and ("pinned", "1") in st.models and st.counts["evicted"] == 3
 
 
 def test_eviction_for_a_new_version_stays_within_its_model_and_forgets_its_cumulative_streams():
