@@ -150,7 +150,13 @@ def flood(client: Client, names: int, batch: int, t0: int, log) -> None:
             1,
             end,
         ),
-        "label values": lambda i: ("wide-labels", semconv.METRIC_PREDICTIONS, {semconv.PREDICTION_LABEL: "l%d" % i}, 1, end),
+        "label values": lambda i: (
+            "wide-labels",
+            semconv.METRIC_PREDICTIONS,
+            {semconv.PREDICTION_LABEL: "l%d" % i},
+            1,
+            end,
+        ),
     }
     for kind, point in kinds.items():
         started = time.monotonic()
