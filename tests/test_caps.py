@@ -205,6 +205,8 @@ def test_a_model_version_tracks_at_most_the_cap_of_sources_and_state_survives_a_
 
 
 def test_limits_must_be_positive():
-    for bad in ({"max_values": 0}, {"max_models": -1}, {"protect_windows": True}):
-        with pytest.raises(ValueError, match="must be a positive number"):
+    for bad in ({"max_values": 0}, {"max_models": -1}, {"protect_windows": True}, {"max_series": 2.5}):
+        with pytest.raises(ValueError, match="must be a positive int"):
             Limits(**bad)
+    with pytest.raises(ValueError, match="max_future_s must be a positive float"):
+        Limits(max_future_s=float("nan"))

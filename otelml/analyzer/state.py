@@ -66,8 +66,9 @@ class Limits:
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"limits: {f.name} must be a positive number, got {value!r}")
+            kinds = int if f.type == "int" else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+                raise ValueError(f"limits: {f.name} must be a positive {f.type}, got {value!r}")
 
 
 @dataclass(frozen=True)
