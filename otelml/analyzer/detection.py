@@ -84,8 +84,8 @@ class Detection:
         self.latest: dict = {}  # (model, version) -> {label: Finding}
         self.alarms: deque = deque(maxlen=MAX_ALARMS)
         self._versus: dict = {}  # (model, version) -> drift detectors against the previous version
-
-    failed = 0  # detector updates that raised (each logged), shown in /api/health; older checkpoints lack it
+        self._input_levels: dict = {}  # (model, version) -> (input drift's peak level, the previous window's)
+        self.failed = 0  # detector updates that raised (each logged), shown in /api/health
 
     def _drift(self, **metric) -> DriftDetector:
         """A drift detector with these settings (input drift, or ``metric=`` another histogram's)."""
@@ -167,7 +167,7 @@ class Detection:
         inputs = latest.get(INPUT_DRIFT)
         if inputs is None or inputs.window_end_unix_nano != window.end_unix_nano or inputs.threshold <= 0:
             return None
-        levels = self.__dict__.setdefault("_input_levels", {})  # (model, version) -> (peak, previous window's)
+        levels = self._input_levels
         level = inputs.value / inputs.threshold
         peak, before = levels.get((window.model, window.version), (level, level))
         outputs = [
