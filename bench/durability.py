@@ -234,6 +234,14 @@ class Analyzer:
         found = _RESTORED.search(log_path.read_text(errors="replace"))
         return took, int(found.group(1)) if found else None
 
+    def errors(self) -> str:
+        """The tracebacks in this run's logs, for a report that says why the analyzer failed."""
+        found = []
+        for run in range(1, self.runs + 1):
+            text = (self.workdir / f"analyzer-{run}.log").read_text(errors="replace")
+            found += [f"analyzer run {run}: " + part[:3000] for part in text.split("Traceback")[1:]]
+        return "\n".join(found[:3])
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(60)
@@ -326,9 +334,12 @@ def run(workdir: Path, kills: int, seed: int, between_s: tuple = (0.3, 1.5), ech
             sender.join(60)
             if sender.error is not None:
                 raise RuntimeError(f"{sender.name} failed") from sender.error
-        close_windows(analyzer, senders)
-        tally(senders, get_json(analyzer.ports[2], "/api/models")["models"], report)
-        report.health = get_json(analyzer.ports[2], "/api/health")
+        try:
+            close_windows(analyzer, senders)
+            tally(senders, get_json(analyzer.ports[2], "/api/models")["models"], report)
+            report.health = get_json(analyzer.ports[2], "/api/health")
+        except Exception as exc:
+            raise RuntimeError(f"the analyzer failed at the end: {exc}\n{analyzer.errors()}") from exc
     finally:
         gate.stop()
         for sender in senders:
