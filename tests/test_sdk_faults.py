@@ -323,7 +323,7 @@ def test_a_dead_collector_with_exports_running_costs_the_calls_nothing(collector
     a thread CPU cost per call within 3x of the same calls with a live collector measured just before; the backlog
     of unsent requests stays at its cap (lowered to 2 here so that it is reached), what falls off it is counted, and
     shutdown takes no longer than shutdown_timeout_s."""
-    seconds, cap, shutdown_timeout_s = 3.0, 2, 1.0
+    seconds, cap, shutdown_timeout_s = 4.0, 2, 1.0
     with OTLPSink() as sink:
         otelml.configure(endpoint=sink.http_endpoint, create_tracer_provider=False, export_interval_s=0.2)
         predict, _ = a_model()
@@ -356,7 +356,7 @@ def test_a_dead_collector_with_exports_running_costs_the_calls_nothing(collector
             predict, seconds, pending=lambda: runtime.pump._pending
         )
         assert dead_ok, "a call did not return its value"
-        assert len(attempts) >= 4, attempts  # exports ran, and failed, while the calls went on
+        assert len(attempts) >= 3, attempts  # exports ran, and failed, while the calls went on
         assert backlog <= cap + 1 and len(runtime.pump._pending) <= cap + 1  # bounded: the cap, and one collecting
         assert dropped().get("export_failed", 0) > 0, dropped()  # the oldest intervals fell off, counted
         assert dead_cpu <= 3 * live_cpu, (dead_cpu, live_cpu, dead_calls, live_calls)
