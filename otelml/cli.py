@@ -168,6 +168,35 @@ def _reference(args) -> int:
     return 0
 
 
+def _state(args) -> int:
+    """``otelml state migrate``: bring back the references an earlier otelml pickled, if the operator trusts them."""
+    from .analyzer.references import Reference, content_hash
+    from .analyzer.store import Store
+
+    store = Store(args.state_dir)  # sets an earlier otelml's pickles aside, unread
+    try:
+        legacy = store.legacy_references()
+        if not args.trust_pickles:
+            print(
+                f"{len(legacy)} references pickled by an earlier otelml wait in {store.path}; loading a pickle runs "
+                "whatever code it holds, so they are migrated only with --trust-pickles, for a file only you could "
+                "have written"
+            )
+            return 1 if legacy else 0
+        import pickle  # the one place that reads a pickle: the operator vouched for this file
+
+        for model, version, ref_hash, status, data in legacy:
+            ref = pickle.loads(data)
+            if not isinstance(ref, Reference) or content_hash(ref.histograms) != ref_hash:
+                print(f"{model} {version} {ref_hash}: not a reference of that hash; left in legacy_refs")
+                continue
+            stored = store.restore_legacy_reference(ref, status, ref_hash)
+            print(f"{model} {version} {ref_hash}: migrated as {stored}" + (" (was pinned)" if stored != status else ""))
+    finally:
+        store.close()
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="otelml", description="OpenTelemetry-native monitoring of ML models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,6 +245,13 @@ def main(argv=None) -> int:
             p.add_argument("--hash", required=True)
         if action == "build":
             p.add_argument("data", nargs="+", metavar="DATA")
+    state = sub.add_parser("state", help="manage the state directory")
+    state_actions = state.add_subparsers(dest="action", required=True)
+    migrate = state_actions.add_parser("migrate", help="bring back references an earlier otelml pickled")
+    migrate.add_argument("--state-dir", required=True, metavar="DIR")
+    migrate.add_argument(
+        "--trust-pickles", action="store_true", help="load the pickles: only for a file no one else could write"
+    )
     demo = sub.add_parser("demo", help="the whole loop on one machine in about a minute")
     demo.add_argument("--http", default="127.0.0.1:8080", help="status page address")
     demo.add_argument("--state-dir")
@@ -231,6 +267,8 @@ def main(argv=None) -> int:
         return _analyzer(args)
     if args.command == "reference":
         return _reference(args)
+    if args.command == "state":
+        return _state(args)
     return _sink(args)
 
 

@@ -236,8 +236,7 @@ def test_findings_show_example_calls_of_what_they_saw():
     """A window keeps the newest exemplars of every stream; a finding's example calls are distinct, and the ones
     that show what its detector saw come first: the slowest calls for latency, failed calls for the error rate, the
     named feature's calls for drift."""
-    import pickle
-
+    from otelml.analyzer import codec
     from otelml.analyzer.detectors import ErrorRateDetector, InputRangeDetector, LatencyDetector
     from otelml.analyzer.points import Exemplar
     from otelml.analyzer.windows import Window
@@ -269,7 +268,7 @@ def test_findings_show_example_calls_of_what_they_saw():
 
     old = Window(0, 60 * 10**9)
     old.exemplars = [Exemplar("e" * 32, "e" * 16, 1, 1.0)]  # a checkpoint from before exemplars were kept per stream
-    restored = pickle.loads(pickle.dumps(old))
+    restored = codec.decode(codec.encode(old))
     restored.add(
         Point(StreamKey((), "otelml", duration, ()), "sum", 0, 1, False, 1, exemplars=closed.exemplars[0][2:]), ()
     )

@@ -9,9 +9,18 @@ What is kept:
   with the journal position it covers; restart = checkpoint + replay of the journal after it;
 - ``windows``: closed windows, the last ``history`` per model version;
 - ``refs``: references per model version and content hash, with status ``pinned`` or ``candidate``;
+- ``legacy_refs``: references an earlier otelml pickled, set aside unread (see below);
 - ``events``: actions on references (stored, promoted, refused, tampered), for audit;
 - ``outbox``: alert records not yet delivered, each with a stable event id and its event's time (records wait and
   go out in the order of their events' times, then of their arrival).
+
+Checkpoints, windows and references are blobs of :mod:`otelml.analyzer.codec`: data only, so a planted blob can
+make the analyzer refuse a row, never run code. A blob that does not decode is refused with a logged error: a
+checkpoint is then replaced by the journal after it, a window left out, a pinned reference treated as tampered.
+The store's format is SQLite's ``user_version``: 0 is a store of an earlier otelml, whose blobs are pickles and so
+are never read. Opening one drops its checkpoint and windows (the journal since the last checkpoint is replayed,
+detectors relearn their baselines, warm-ups start again) and moves its references to ``legacy_refs``, with one
+warning; ``otelml state migrate --trust-pickles`` brings those back once the operator vouches for the file.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being killed
 (an operating-system crash may lose the last transactions). Every change is one transaction.
@@ -23,11 +32,11 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import sqlite3
 import threading
 import time
 
+from . import codec
 from .references import Reference, content_hash
 from .windows import ClosedWindow
 
@@ -45,6 +54,8 @@ CREATE TABLE IF NOT EXISTS windows (model TEXT, version TEXT, idx INTEGER, data 
                                     PRIMARY KEY (model, version, idx));
 CREATE TABLE IF NOT EXISTS refs (model TEXT, version TEXT, hash TEXT, status TEXT, created_ns INTEGER, data BLOB,
                                  PRIMARY KEY (model, version, hash));
+CREATE TABLE IF NOT EXISTS legacy_refs (model TEXT, version TEXT, hash TEXT, status TEXT, created_ns INTEGER,
+                                        data BLOB, PRIMARY KEY (model, version, hash));
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER, model TEXT,
                                    version TEXT, action TEXT, detail TEXT);
 CREATE TABLE IF NOT EXISTS set_aside (id INTEGER PRIMARY KEY, received_ns INTEGER, signal TEXT, payload BLOB,
@@ -52,6 +63,7 @@ CREATE TABLE IF NOT EXISTS set_aside (id INTEGER PRIMARY KEY, received_ns INTEGE
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, created_ns INTEGER,
                                    payload BLOB, event_ns INTEGER);
 """
+FORMAT = 1  # the store's format (SQLite's user_version): 0 pickled its blobs, 1 writes them with ``codec``
 _MIGRATIONS = (  # columns added since a table was first made: (table, column, declaration)
     ("outbox", "event_ns", "INTEGER"),
 )
@@ -80,6 +92,29 @@ class Store:
             if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self.seconds_in_store = 0.0  # time spent in SQLite, for the analyzer's own metrics
+        self._run(self._set_pickles_aside)
+
+    @staticmethod
+    def _set_pickles_aside(db) -> None:
+        """In a store of an earlier otelml (format 0), whose blobs are pickles: drop the checkpoint and windows, and
+        move the references to ``legacy_refs``, all unread."""
+        if db.execute("PRAGMA user_version").fetchone()[0] >= FORMAT:
+            return
+        counts = [
+            db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("checkpoint", "windows", "refs")
+        ]
+        db.execute("INSERT OR REPLACE INTO legacy_refs SELECT model, version, hash, status, created_ns, data FROM refs")
+        for table in ("checkpoint", "windows", "refs"):
+            db.execute(f"DELETE FROM {table}")
+        db.execute(f"PRAGMA user_version = {FORMAT}")
+        if any(counts):
+            logger.warning(
+                "this store was written by an earlier otelml, which pickled its state; pickles can run code, so they "
+                "are not read: %d checkpoint and %d windows dropped (the journal since the checkpoint is replayed, "
+                "detectors relearn their baselines), %d references set aside; to keep those references, if this file "
+                "is trusted: otelml state migrate --trust-pickles --state-dir <dir>",
+                *counts,
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -138,12 +173,12 @@ class Store:
 
     def checkpoint(self, state, journal_upto: int, windows: list[ClosedWindow], keep: int) -> None:
         """In one transaction: save closed windows, the state, and drop the journal the state now covers."""
-        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = codec.encode(state)
 
         def write(db):
             db.executemany(
                 "INSERT OR REPLACE INTO windows (model, version, idx, data) VALUES (?, ?, ?, ?)",
-                [(w.model, w.version, w.index, pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL)) for w in windows],
+                [(w.model, w.version, w.index, codec.encode(w)) for w in windows],
             )
             for model, version in {(w.model, w.version) for w in windows}:
                 db.execute(
@@ -160,19 +195,22 @@ class Store:
         self._run(write)
 
     def load_checkpoint(self):
-        """``(state, journal_upto)`` or ``(None, 0)``."""
+        """``(state, journal_upto)``; the state is None without a checkpoint, or with one that cannot be read."""
         with self._lock:
             row = self._db.execute("SELECT state, journal_upto FROM checkpoint WHERE id = 1").fetchone()
-        return (pickle.loads(row[0]), row[1]) if row else (None, 0)
+        if row is None:
+            return None, 0
+        return _decoded(row[0], "the checkpoint (the journal after it is replayed on a fresh state)"), row[1]
 
     def windows(self, model: str, version: str, limit: int) -> list[ClosedWindow]:
         """The last ``limit`` closed windows of a model version, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT data FROM windows WHERE model = ? AND version = ? ORDER BY idx DESC LIMIT ?",
+                "SELECT idx, data FROM windows WHERE model = ? AND version = ? ORDER BY idx DESC LIMIT ?",
                 (model, version, limit),
             ).fetchall()
-        return [pickle.loads(r[0]) for r in reversed(rows)]
+        windows = (_decoded(data, f"window {idx} of {model} {version}") for idx, data in reversed(rows))
+        return [w for w in windows if w is not None]
 
     # --- references -----------------------------------------------------------------------------------------------
     def add_reference(self, ref: Reference, status: str) -> str:
@@ -189,7 +227,7 @@ class Store:
         def write(db):
             db.execute(
                 "INSERT OR REPLACE INTO refs (model, version, hash, status, created_ns, data) VALUES (?, ?, ?, ?, ?, ?)",
-                (ref.model, ref.version, ref.hash, status, ref.created_unix_nano, pickle.dumps(ref)),
+                (ref.model, ref.version, ref.hash, status, ref.created_unix_nano, codec.encode(ref)),
             )
             self._event(db, ref.model, ref.version, f"stored {status}", f"{ref.hash} from {ref.source}")
             return ref.hash
@@ -252,13 +290,14 @@ class Store:
 
     def references(self, model: str | None = None, version: str | None = None) -> list[tuple[str, Reference]]:
         """``(status, reference)`` pairs, optionally for one model (and version)."""
-        query, args = "SELECT status, data FROM refs", []
+        query, args = "SELECT status, data, model, version, hash FROM refs", []
         if model is not None:
             query += " WHERE model = ?" + (" AND version = ?" if version is not None else "")
             args = [model] + ([version] if version is not None else [])
         with self._lock:
             rows = self._db.execute(query + " ORDER BY model, version, created_ns", args).fetchall()
-        return [(status, pickle.loads(data)) for status, data in rows]
+        refs = [(status, _decoded(data, f"reference {h} of {m} {v}")) for status, data, m, v, h in rows]
+        return [(status, ref) for status, ref in refs if ref is not None]
 
     def pinned(self, model: str, version: str) -> Reference | None:
         """The pinned reference, if its data still hashes to the hash it was pinned under (the last ``stored
@@ -281,14 +320,41 @@ class Store:
             return None
         pinned_as = pin[0].split()[0] if pin else row[0]
         try:
-            ref = pickle.loads(row[1])
+            ref = codec.decode(row[1])
             actual = content_hash(ref.histograms)
-        except Exception as exc:  # a blob that no longer unpickles into a reference
+        except Exception as exc:  # a blob that does not decode into a reference
             ref, actual = None, f"unreadable data ({type(exc).__name__})"
         if actual == row[0] == pinned_as:
             return ref
         self._tampered(model, version, f"pinned reference {pinned_as} (stored as {row[0]}) now holds {actual}")
         return None
+
+    def legacy_references(self) -> list[tuple]:
+        """``(model, version, hash, status, pickle)`` of the references an earlier otelml pickled, set aside unread."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT model, version, hash, status, data FROM legacy_refs ORDER BY model, version, created_ns"
+            ).fetchall()
+
+    def restore_legacy_reference(self, ref: Reference, status: str, legacy_hash: str) -> str:
+        """Store a reference the operator migrated from ``legacy_refs`` (a pinned one as a candidate if the version
+        has been pinned since), and drop its legacy row; returns the status it got."""
+
+        def write(db):
+            pinned = status == PINNED and self._pinned_row(db, ref.model, ref.version) is None
+            stored = PINNED if pinned else CANDIDATE
+            db.execute(
+                "INSERT OR REPLACE INTO refs (model, version, hash, status, created_ns, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (ref.model, ref.version, ref.hash, stored, ref.created_unix_nano, codec.encode(ref)),
+            )
+            db.execute(
+                "DELETE FROM legacy_refs WHERE model = ? AND version = ? AND hash = ?",
+                (ref.model, ref.version, legacy_hash),
+            )
+            self._event(db, ref.model, ref.version, f"stored {stored}", f"{ref.hash} from {ref.source} (migrated)")
+            return stored
+
+        return self._run(write)
 
     def pinned_versions(self) -> list[tuple[str, str]]:
         """``(model, version)`` of every pinned reference."""
@@ -360,3 +426,12 @@ class Store:
         """Changes when another connection (the CLI) writes to the store."""
         with self._lock:
             return self._db.execute("PRAGMA data_version").fetchone()[0]
+
+
+def _decoded(blob: bytes, what: str):
+    """The value of a blob, or None (logged) for one that cannot be decoded."""
+    try:
+        return codec.decode(blob)
+    except ValueError as exc:
+        logger.error("%s cannot be read and is left out: %s", what, exc)
+        return None
