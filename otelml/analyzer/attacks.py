@@ -380,7 +380,7 @@ class _ModelTraffic:
 
 
 class CallerWatch:
-    """Per-caller attack tests over span fingerprints, for all models; bounded memory; pickles for checkpoints."""
+    """Per-caller attack tests over span fingerprints, for all models; bounded memory; checkpointed by ``codec``."""
 
     def __init__(self, config: AttackConfig = AttackConfig()):
         self.config = config

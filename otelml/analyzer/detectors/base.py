@@ -2,7 +2,8 @@
 
 A detector is pure: closed windows and the reference in, findings out; no I/O and no clock of its own. Its
 configuration is a frozen dataclass, its working state private; ``reset()`` clears the state, and the whole object
-pickles, so the analyzer's checkpoints carry detectors across restarts.
+goes into the analyzer's checkpoints (``otelml.analyzer.codec``: plain data, arrays and the analyzer's own classes),
+so detectors carry across restarts.
 """
 
 from __future__ import annotations
