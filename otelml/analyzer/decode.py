@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from .. import semconv
 from ..histogram import MAX_SCALE, MIN_SCALE, ExpHistogram
 from .points import IDENTIFYING_RESOURCE_ATTRIBUTES, Decoded, Exemplar, ExplicitHistogram, Point, SpanSummary, StreamKey
 
@@ -40,6 +41,33 @@ MAX_NAME = 256  # characters of a metric name, span name or attribute key
 MAX_VALUE = 1024  # characters of a string attribute value (or hex characters of a bytes value)
 MAX_ITEMS = 128  # elements of an array or key-value list attribute value
 
+# otelml's own metrics have one shape each (semconv): the analyzer reads a point of one of them as that shape, so a
+# point of another shape (an explicit histogram added to the row count, a call count that is not monotonic) is
+# rejected here, like any other point that breaks the data model
+_SHAPES = {
+    **dict.fromkeys(
+        (
+            semconv.METRIC_DURATION,
+            semconv.METRIC_CONFIDENCE,
+            semconv.METRIC_MARGIN,
+            semconv.METRIC_PREDICTION_VALUE,
+            semconv.METRIC_FEATURE_VALUE,
+        ),
+        "exponential_histogram",
+    ),
+    **dict.fromkeys(
+        (
+            semconv.METRIC_CALLS,
+            semconv.METRIC_ROWS,
+            semconv.METRIC_PREDICTIONS,
+            semconv.METRIC_FEATURE_NONFINITE,
+            semconv.METRIC_FEATURE_CATEGORY,
+            semconv.METRIC_OUTCOMES,
+            semconv.METRIC_TELEMETRY_DROPPED,
+        ),
+        "sum",
+    ),
+}
 _TEMPORALITIES = metrics_pb2.AggregationTemporality
 _NO_RECORDED_VALUE = metrics_pb2.DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _ID_FIELDS = frozenset({"trace_id", "span_id", "parent_span_id"})
@@ -220,6 +248,7 @@ def _decode_metric(metric, resource: tuple, scope: str, decoded: Decoded) -> Non
     data = getattr(metric, data_kind)
     try:
         _check_name("metric name", metric.name)
+        _check_shape(metric.name, data_kind, data)
         kind, convert, cumulative = _metric_kind(data_kind, data)
     except _Invalid as exc:
         decoded.reject(f"metric {_quote(metric.name)}: {exc}", count=len(data.data_points))
@@ -241,6 +270,15 @@ def _decode_metric(metric, resource: tuple, scope: str, decoded: Decoded) -> Non
         decoded.points.append(
             Point(key, kind, point.start_time_unix_nano, point.time_unix_nano, cumulative, value, monotonic, exemplars)
         )
+
+
+def _check_shape(name: str, data_kind: str, data) -> None:
+    shape = _SHAPES.get(name)
+    if shape is None or (data_kind == shape and (shape != "sum" or data.is_monotonic)):
+        return
+    wanted = "a monotonic sum" if shape == "sum" else "an exponential histogram"
+    got = "a sum that is not monotonic" if data_kind == "sum" else f"a {data_kind.replace('_', ' ')}"
+    raise _Invalid(f"otelml defines {name} as {wanted}; this is {got}")
 
 
 def _check_number(value, monotonic: bool) -> None:

@@ -1,0 +1,75 @@
+"""The analyzer under fuzzing (bench/fuzzing.py, as bench/fuzz.py runs it for longer): a real analyzer process gets
+seeded mutations of real SDK requests over OTLP/gRPC and OTLP/HTTP (protobuf, JSON, gzip) and must answer each with
+2xx, 4xx or a retryable overload, keep its RSS bounded, go on accepting a valid sender's data and closing its windows,
+and come back after kill -9; plus the regressions the fuzzing found."""
+
+import json
+import time
+import urllib.request
+
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from otelml import semconv
+from otelml.analyzer.decode import decode_metrics_request
+
+
+def _request(*metrics):
+    return metrics_pb.ExportMetricsServiceRequest(
+        resource_metrics=[metrics_pb2.ResourceMetrics(scope_metrics=[metrics_pb2.ScopeMetrics(metrics=list(metrics))])]
+    )
+
+
+def _shapes_request(now):
+    """Rows as a valid monotonic sum (7), rows as an explicit histogram, and calls as a non-monotonic sum of -3."""
+    attributes = [KeyValue(key=semconv.MODEL_NAME, value=AnyValue(string_value="shapes"))]
+    times = {"attributes": attributes, "start_time_unix_nano": now - 10**9, "time_unix_nano": now}
+    delta = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+    return _request(
+        metrics_pb2.Metric(
+            name=semconv.METRIC_ROWS,
+            sum=metrics_pb2.Sum(
+                aggregation_temporality=delta,
+                is_monotonic=True,
+                data_points=[metrics_pb2.NumberDataPoint(as_int=7, **times)],
+            ),
+        ),
+        metrics_pb2.Metric(
+            name=semconv.METRIC_ROWS,
+            histogram=metrics_pb2.Histogram(
+                aggregation_temporality=delta,
+                data_points=[metrics_pb2.HistogramDataPoint(count=1, bucket_counts=[1], **times)],
+            ),
+        ),
+        metrics_pb2.Metric(
+            name=semconv.METRIC_CALLS,
+            sum=metrics_pb2.Sum(
+                aggregation_temporality=delta, data_points=[metrics_pb2.NumberDataPoint(as_int=-3, **times)]
+            ),
+        ),
+    )
+
+
+def test_otelml_metrics_of_another_shape_are_rejected_not_a_500(server):
+    """Found by the fuzzer: otelml.inference.rows sent as an explicit histogram was added to the row count (TypeError
+    after the request was journaled: 500 over HTTP, UNKNOWN over gRPC, for data that was kept), and a call count
+    sent as a sum that is not monotonic could go negative. otelml's own metrics have one shape each: others are
+    rejected at decode time, the rest of the request is kept."""
+    decoded = decode_metrics_request(_shapes_request(time.time_ns()))
+    assert [(p.key.metric, p.value) for p in decoded.points] == [(semconv.METRIC_ROWS, 7)]
+    assert decoded.rejected == 2 and len(decoded.errors) == 2
+    assert "otelml defines otelml.inference.rows as a monotonic sum; this is a histogram" in decoded.errors[0]
+
+    s = server()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{s.http.port}/v1/metrics",
+        data=_shapes_request(time.time_ns()).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # raised HTTPError 500 before
+        reply = metrics_pb.ExportMetricsServiceResponse.FromString(response.read())
+    assert reply.partial_success.rejected_data_points == 2
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.api.port}/api/models", timeout=30) as response:
+        (model,) = json.load(response)["models"]
+    assert (model["model"], model["rows"], model["calls"]) == ("shapes", 7, 0)
