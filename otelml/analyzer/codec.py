@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import struct
 from collections import Counter, OrderedDict, deque
 
@@ -39,7 +40,8 @@ _MODULES = (  # the modules whose classes may be in the analyzer's state
     *(f"otelml.analyzer.detectors.{name}" for name in ("availability", "base", "categories", "degradation", "drift")),
     *(f"otelml.analyzer.detectors.{name}" for name in ("edetector", "scan", "sequential", "support")),
 )
-_DTYPES = {np.dtype(code).str for code in "?bBhHiIlLqQefdFD"}
+_DTYPES = {np.dtype(code).str: np.dtype(np.dtype(code).str) for code in "?bBhHiIlLqQefdFD"}  # name -> dtype
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 _BIT_GENERATORS = {
     cls.__name__: cls
     for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64, np.random.MT19937)
@@ -142,9 +144,10 @@ class _Encoder:
 
 
 def _dtype_name(dtype) -> str:
-    if dtype.str not in _DTYPES:
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
         raise TypeError(f"the state format does not carry arrays of dtype {dtype}")
-    return dtype.str
+    return name
 
 
 class _Decoder:
@@ -210,20 +213,23 @@ class _Decoder:
         return out
 
     def _raw(self, offset: int, size: int) -> bytes:
+        self._check(offset, size)
+        return self.data[offset : offset + size].tobytes()
+
+    def _check(self, offset: int, size: int) -> None:
         if not (isinstance(offset, int) and isinstance(size, int) and 0 <= offset and 0 <= size):
             raise ValueError(f"bad data reference {offset!r}, {size!r}")
         if offset + size > len(self.data):
             raise ValueError("state blob refers to data past its end")
-        return self.data[offset : offset + size].tobytes()
 
     def _array(self, dtype_name: str, shape: list, offset: int) -> np.ndarray:
         if dtype_name not in _DTYPES:
             raise ValueError(f"state blob holds an array of dtype {dtype_name!r}, not one of the numeric dtypes")
         if not (isinstance(shape, list) and len(shape) <= 32 and all(isinstance(n, int) and n >= 0 for n in shape)):
             raise ValueError(f"bad array shape {shape!r}")
-        dtype = np.dtype(dtype_name)
-        raw = self._raw(offset, int(np.prod(shape, dtype=object)) * dtype.itemsize)
-        return np.frombuffer(raw, dtype).reshape(shape).copy()
+        dtype, count = _DTYPES[dtype_name], math.prod(shape)
+        self._check(offset, count * dtype.itemsize)
+        return np.frombuffer(self.data, dtype, count, offset).reshape(shape).copy()
 
     def _objects(self, body):
         shape, items = body

@@ -92,7 +92,8 @@ class Store:
             if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self.seconds_in_store = 0.0  # time spent in SQLite, for the analyzer's own metrics
-        self._run(self._set_pickles_aside)
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < FORMAT:
+            self._run(self._set_pickles_aside)
 
     @staticmethod
     def _set_pickles_aside(db) -> None:
