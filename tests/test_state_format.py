@@ -296,9 +296,13 @@ def test_every_kind_of_value_the_state_holds_round_trips():
         "rng": np.random.default_rng(5),
         "objects": [h, StreamKey((), "s", "m", (("a", 1),)), references.Warmup(3)],
     }
+    value["shared"] = [value["rng"], h, value["containers"][1]]
     value["cycle"] = value
     back = codec.decode(codec.encode(value))
     assert back["cycle"] is back and back[(1, "k")] is back["again"] == [1, 2]
+    assert [a is b for a, b in zip(back["shared"], (back["rng"], back["objects"][0], back["containers"][1]))] == [
+        True
+    ] * 3
     assert back["numbers"][:4] == value["numbers"][:4] and math.copysign(1, back["numbers"][4]) == -1
     assert back["numbers"][5:] == value["numbers"][5:]
     assert back["containers"] == value["containers"] and back["containers"][2].maxlen == 3

@@ -247,8 +247,9 @@ class _Decoder:
         if name not in _BIT_GENERATORS:
             raise ValueError(f"state blob holds an unknown bit generator {name!r}")
         bit_generator = _BIT_GENERATORS[name]()
+        generator = self._keep(np.random.Generator(bit_generator))  # kept before its state, as the encoder met it
         bit_generator.state = self.walk(state)
-        return self._keep(np.random.Generator(bit_generator))
+        return generator
 
     def _class(self, name, tuple_class: bool) -> type:
         cls = _registry().get(name) if isinstance(name, str) else None
