@@ -186,9 +186,12 @@ def _state(args) -> int:
         import pickle  # the one place that reads a pickle: the operator vouched for this file
 
         for model, version, ref_hash, status, data in legacy:
-            ref = pickle.loads(data)
+            try:
+                ref = pickle.loads(data)
+            except Exception as exc:  # a class that is gone, a damaged row: the others still come back
+                ref = exc
             if not isinstance(ref, Reference) or content_hash(ref.histograms) != ref_hash:
-                print(f"{model} {version} {ref_hash}: not a reference of that hash; left in legacy_refs")
+                print(f"{model} {version} {ref_hash}: does not load as a reference of that hash; left in legacy_refs")
                 continue
             stored = store.restore_legacy_reference(ref, status, ref_hash)
             print(f"{model} {version} {ref_hash}: migrated as {stored}" + (" (was pinned)" if stored != status else ""))

@@ -254,7 +254,7 @@ def test_a_store_of_the_previous_version_opens_without_reading_a_pickle(tmp_path
         service = analyzer(state_dir)
     [warning] = [r.getMessage() for r in caplog.records if "earlier otelml" in r.getMessage()]
     assert "1 checkpoint and 2 windows dropped" in warning and "2 references set aside" in warning
-    assert "otelml state migrate --trust-pickles" in warning
+    assert f"otelml state migrate --trust-pickles --state-dir {state_dir}" in warning
     assert service.ready and not marker.exists()
     [fraud] = [m for m in service.models() if m["model"] == "fraud"]
     assert fraud["rows"] == 400 and fraud["reference"]["status"] == "warming up"  # the journal, replayed
@@ -271,7 +271,7 @@ def test_a_store_of_the_previous_version_opens_without_reading_a_pickle(tmp_path
     assert "2 references pickled by an earlier otelml" in capsys.readouterr().out and not marker.exists()
     assert cli.main(["state", "migrate", "--state-dir", str(state_dir), "--trust-pickles"]) == 0
     out = capsys.readouterr().out
-    assert f"fraud 1 {pinned.hash}: migrated as pinned" in out and "c0ffee: not a reference" in out
+    assert f"fraud 1 {pinned.hash}: migrated as pinned" in out and "c0ffee: does not load as a reference" in out
     assert marker.exists()  # trusted: the planted candidate ran, as the option says it may
     store = Store(str(state_dir))
     assert store.pinned("fraud", "1").hash == pinned.hash and len(store.legacy_references()) == 1

@@ -95,8 +95,7 @@ class Store:
         if self._db.execute("PRAGMA user_version").fetchone()[0] < FORMAT:
             self._run(self._set_pickles_aside)
 
-    @staticmethod
-    def _set_pickles_aside(db) -> None:
+    def _set_pickles_aside(self, db) -> None:
         """In a store of an earlier otelml (format 0), whose blobs are pickles: drop the checkpoint and windows, and
         move the references to ``legacy_refs``, all unread."""
         if db.execute("PRAGMA user_version").fetchone()[0] >= FORMAT:
@@ -113,8 +112,9 @@ class Store:
                 "this store was written by an earlier otelml, which pickled its state; pickles can run code, so they "
                 "are not read: %d checkpoint and %d windows dropped (the journal since the checkpoint is replayed, "
                 "detectors relearn their baselines), %d references set aside; to keep those references, if this file "
-                "is trusted: otelml state migrate --trust-pickles --state-dir <dir>",
+                "is trusted: otelml state migrate --trust-pickles --state-dir %s",
                 *counts,
+                os.path.dirname(self.path),
             )
 
     def close(self) -> None:
