@@ -205,6 +205,24 @@ def test_a_planted_blob_is_refused_with_a_clear_error_and_never_run(tmp_path, ca
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("saved", [{"state": 1}, (1, 2, 3, 4, 5), ()], ids=["a dict", "five numbers", "empty"])
+def test_a_checkpoint_that_decodes_to_something_else_is_refused_and_the_analyzer_starts_afresh(tmp_path, caplog, saved):
+    """A data-only checkpoint that is not this analyzer's state (forged, or of another program) stopped the start
+    with an exception; now it is refused, said, and the analyzer starts on a fresh state and keeps working."""
+    state_dir = tmp_path / "state"
+    first = analyzer(state_dir)
+    feed(first, range(2))
+    first.close()
+    plant(state_dir, "checkpoint", codec.encode(saved))
+    with caplog.at_level(logging.ERROR, logger="otelml.analyzer"):
+        service = analyzer(state_dir)
+    assert service.ready
+    feed(service, [2, 3])  # and it goes on working
+    assert service.models()
+    service.close()
+    assert any("is not this analyzer's state" in r.getMessage() for r in caplog.records)
+
+
 PREVIOUS_SCHEMA = """
 CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, received_ns INTEGER, signal TEXT, payload BLOB);
 CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), journal_upto INTEGER, created_ns INTEGER, state BLOB);

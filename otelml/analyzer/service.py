@@ -24,6 +24,15 @@ from .store import CANDIDATE, PINNED, Store
 
 _DECODERS = {"metrics": decode_metrics, "traces": decode_traces}
 _REPORT_REJECTIONS_EVERY_S = 60.0
+_CHECKPOINTED = (State, references.Warmup, Detection, AlertBook, CallerWatch)  # what a checkpoint holds, in order
+
+
+def _is_state(saved) -> bool:
+    return (
+        isinstance(saved, tuple)
+        and len(saved) == len(_CHECKPOINTED)
+        and all(isinstance(part, kind) for part, kind in zip(saved, _CHECKPOINTED))
+    )
 
 
 def _resettled(book: AlertBook, settings) -> AlertBook:
@@ -58,10 +67,15 @@ class Analyzer:
     # --- start-up -------------------------------------------------------------------------------------------------
     def _restore(self) -> None:
         saved, upto = self.store.load_checkpoint()
+        if saved is not None and not _is_state(saved):  # data only, but not what this analyzer checkpoints
+            logger.error(
+                "the checkpoint (the journal after it is replayed on a fresh state) is not this analyzer's state: %s",
+                type(saved).__name__,
+            )
+            saved = None
         if saved is not None and saved[0].config != self.config.state_config():
             logger.warning("state settings changed since the last checkpoint; open windows are kept as they were")
-        saved = tuple(saved or ()) + (None,) * (5 - len(saved or ()))  # checkpoints before attacks had four parts
-        self.state, self.warmup, self.detection, self.alerts, self.attacks = saved
+        self.state, self.warmup, self.detection, self.alerts, self.attacks = saved or (None,) * len(_CHECKPOINTED)
         if getattr(self.attacks, "format", None) != FORMAT or self.attacks.config != self.config.attacks:
             self.attacks = CallerWatch(self.config.attacks)
         if self.state is None:
