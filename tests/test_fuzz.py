@@ -4,8 +4,10 @@ seeded mutations of real SDK requests over OTLP/gRPC and OTLP/HTTP (protobuf, JS
 and come back after kill -9; plus the regressions the fuzzing found."""
 
 import json
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -13,6 +15,10 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from otelml import semconv
 from otelml.analyzer.decode import decode_metrics_request
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import fuzzing  # noqa: E402
 
 
 def _request(*metrics):
@@ -73,3 +79,26 @@ def test_otelml_metrics_of_another_shape_are_rejected_not_a_500(server):
     with urllib.request.urlopen(f"http://127.0.0.1:{s.api.port}/api/models", timeout=30) as response:
         (model,) = json.load(response)["models"]
     assert (model["model"], model["rows"], model["calls"]) == ("shapes", 7, 0)
+
+
+REQUESTS = 2000
+
+
+def test_fuzzing_over_both_transports_leaves_the_analyzer_healthy_and_restartable(tmp_path):
+    """A bounded, seeded run of bench/fuzz.py's machinery. Made sharp by hand: without the lower bound on bucket
+    offsets in decode.index_range, or without the rejection of negative monotonic sums, this test fails."""
+    report = fuzzing.run(tmp_path, seed=1, requests=REQUESTS, check_every=REQUESTS // 2, processes=0, threads=4)
+    summary = fuzzing.table(report)
+    print(summary)
+    counts = report.tally.counts
+    assert report.tally.requests == REQUESTS, summary
+    assert not counts.get("failure") and not counts.get("wedge"), summary  # no 5xx but 503, no INTERNAL/UNKNOWN
+    assert counts.get("ok", 0) > REQUESTS // 4 and counts.get("rejected", 0) > REQUESTS // 10, summary
+    assert not report.check_errors, summary  # alive, health within its bound, RSS bounded, the canary accepted
+    assert report.checks == 3 and report.max_rss_mb < fuzzing.MAX_RSS_MB, summary
+    assert not report.slow_health and report.max_health_s < fuzzing.HEALTH_BOUND_S, summary
+    assert report.restart_error is None and report.restart_s is not None, summary  # ready after kill -9, accepts data
+    sent = {family for family, _ in report.tally.families}
+    assert {"offsets", "scales", "bucket-lengths", "names", "numbers", "flood"} <= sent, summary
+    assert {"json-types", "json-deep", "transport:bomb", "transport:bad-gzip", "flip", "truncate"} <= sent, summary
+    assert min(report.tally.transports.get(t, 0) for t in ("grpc", "http")) > REQUESTS // 5, summary
