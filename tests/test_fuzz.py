@@ -102,3 +102,53 @@ def test_fuzzing_over_both_transports_leaves_the_analyzer_healthy_and_restartabl
     assert {"offsets", "scales", "bucket-lengths", "names", "numbers", "flood"} <= sent, summary
     assert {"json-types", "json-deep", "transport:bomb", "transport:bad-gzip", "flip", "truncate"} <= sent, summary
     assert min(report.tally.transports.get(t, 0) for t in ("grpc", "http")) > REQUESTS // 5, summary
+
+
+def _feature_request(now, model, features):
+    """One delta exponential-histogram point of otelml.feature.value per ``features`` item: a name, a number, or
+    None for no name at all."""
+    points = []
+    for feature in features:
+        attributes = [KeyValue(key=semconv.MODEL_NAME, value=AnyValue(string_value=model))]
+        if isinstance(feature, str):
+            attributes.append(KeyValue(key=semconv.FEATURE_NAME, value=AnyValue(string_value=feature)))
+        elif feature is not None:
+            attributes.append(KeyValue(key=semconv.FEATURE_NAME, value=AnyValue(int_value=feature)))
+        points.append(
+            metrics_pb2.ExponentialHistogramDataPoint(
+                attributes=attributes,
+                start_time_unix_nano=now - 10**8,
+                time_unix_nano=now,
+                count=40,
+                scale=2,
+                positive=metrics_pb2.ExponentialHistogramDataPoint.Buckets(offset=0, bucket_counts=[10, 10, 10, 10]),
+            )
+        )
+    histogram = metrics_pb2.ExponentialHistogram(
+        aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, data_points=points
+    )
+    return _request(metrics_pb2.Metric(name=semconv.METRIC_FEATURE_VALUE, exponential_histogram=histogram))
+
+
+def test_feature_points_without_a_string_feature_name_are_rejected_not_a_detector_failure(server):
+    """Found by the fuzzer (a byte flip in the attribute key): an otelml.feature.value point without
+    otelml.feature.name was kept, and the input drift and range detectors of its model then raised KeyError at
+    every window (isolated, but the model went unwatched); one named by a number mixed ints into the feature names."""
+    s = server(window=1, lateness=0, warmup=40)
+    start = time.time_ns() // 10**9 * 10**9
+    post = urllib.request.Request(f"http://127.0.0.1:{s.http.port}/v1/metrics", method="POST")
+    post.add_header("Content-Type", "application/x-protobuf")
+    rejected = []
+    for second in range(4):  # the first window warms up and pins a reference; the others are judged against it
+        features = ["x"] if second == 0 else ["x", None, 7]
+        body = _feature_request(start + second * 10**9 + 5 * 10**8, "named", features).SerializeToString()
+        with urllib.request.urlopen(post, data=body, timeout=30) as response:
+            reply = metrics_pb.ExportMetricsServiceResponse.FromString(response.read())
+        rejected.append(reply.partial_success.rejected_data_points)
+    assert rejected == [0, 2, 2, 2]
+    assert s.analyzer.tick(start + 300 * 10**9) > 0  # past the idle timeout: the last window closes too
+    health = s.analyzer.health()
+    assert health["detector_failures"] == 0 and health["window_failures"] == 0, health
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.api.port}/api/models", timeout=30) as response:
+        (model,) = json.load(response)["models"]
+    assert model["features"] == ["x"] and model["windows_closed"] >= 3

@@ -68,6 +68,10 @@ _SHAPES = {
         "sum",
     ),
 }
+# otelml's per-feature metrics: the detectors read each point's feature by its name
+_FEATURE_METRICS = frozenset(
+    (semconv.METRIC_FEATURE_VALUE, semconv.METRIC_FEATURE_NONFINITE, semconv.METRIC_FEATURE_CATEGORY)
+)
 _TEMPORALITIES = metrics_pb2.AggregationTemporality
 _NO_RECORDED_VALUE = metrics_pb2.DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _ID_FIELDS = frozenset({"trace_id", "span_id", "parent_span_id"})
@@ -263,6 +267,7 @@ def _decode_metric(metric, resource: tuple, scope: str, decoded: Decoded) -> Non
             if monotonic:
                 _check_number(value, monotonic)
             key = _stream_key(resource, scope, metric.name, point.attributes)
+            _check_feature(metric.name, key)
         except _Invalid as exc:
             decoded.reject(f"metric {_quote(metric.name)}: {exc}")
             continue
@@ -279,6 +284,16 @@ def _check_shape(name: str, data_kind: str, data) -> None:
     wanted = "a monotonic sum" if shape == "sum" else "an exponential histogram"
     got = "a sum that is not monotonic" if data_kind == "sum" else f"a {data_kind.replace('_', ' ')}"
     raise _Invalid(f"otelml defines {name} as {wanted}; this is {got}")
+
+
+def _check_feature(name: str, key: StreamKey) -> None:
+    """A feature is named by a string, and otelml's per-feature metrics name theirs (a point without one, or with a
+    number for a name, failed the drift and range detectors of its model at every window)."""
+    feature = key.attribute(semconv.FEATURE_NAME)
+    if feature is None and name in _FEATURE_METRICS:
+        raise _Invalid(f"otelml's {name} needs the {semconv.FEATURE_NAME} attribute")
+    if feature is not None and not isinstance(feature, str):
+        raise _Invalid(f"{semconv.FEATURE_NAME} must be a string, not {type(feature).__name__}")
 
 
 def _check_number(value, monotonic: bool) -> None:
