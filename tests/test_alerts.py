@@ -294,9 +294,9 @@ def test_a_pinned_reference_edited_in_the_database_is_not_used_and_raises_a_crit
 ):
     """Someone rewrites the pinned reference's data in SQLite (and, the second time, its hash column to match): the
     analyzer notices at its next look at the store, stops using the reference, and sends one critical alert."""
-    import pickle
     import sqlite3
 
+    from otelml.analyzer import codec
     from otelml.analyzer.references import Reference, from_data
 
     state_dir = str(tmp_path / "state")
@@ -306,7 +306,7 @@ def test_a_pinned_reference_edited_in_the_database_is_not_used_and_raises_a_crit
     forged = from_data("golden", "1", ["x0", "x1", "x2"], np.random.default_rng(7).normal(3, 1, (1000, 3)), "forged")
     forged = Reference(forged.model, forged.version, forged.histograms, "training data", 50_000)
     new_hash = forged.hash if also_the_hash_column else old_hash
-    db.execute("UPDATE refs SET data = ?, hash = ? WHERE hash = ?", (pickle.dumps(forged), new_hash, old_hash))
+    db.execute("UPDATE refs SET data = ?, hash = ? WHERE hash = ?", (codec.encode(forged), new_hash, old_hash))
     db.commit()
     db.close()
     s = server(state_dir=state_dir, alerts_endpoint=sink.http_endpoint, alerts_protocol="http/protobuf")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from otelml import semconv
-from otelml.analyzer import references
+from otelml.analyzer import codec, references
 from otelml.analyzer.config import AnalyzerConfig
 from otelml.analyzer.decode import decode_metrics
 from otelml.analyzer.points import Decoded, Point, StreamKey
@@ -193,14 +193,12 @@ def test_eviction_for_a_new_version_stays_within_its_model_and_forgets_its_cumul
 
 
 def test_a_model_version_tracks_at_most_the_cap_of_sources_and_state_survives_a_checkpoint():
-    import pickle
-
     st = State(StateConfig(window_s=60, lateness_s=0, idle_timeout_s=3600, limits=Limits(max_sources=3)))
     applied = apply(st, *[point("m", T0 + S, instance=f"i{i}") for i in range(100)], now=T0)
     assert applied.accepted == 100 and len(st.models[("m", "1")].sources) == 3
     [window] = st.models[("m", "1")].open.values()
     assert len(window.spans) == 3 and sum(window.counters.values()) == 100
-    restored = pickle.loads(pickle.dumps(st))
+    restored = codec.decode(codec.encode(st))
     assert list(restored._probation) == [("m", "1")] and restored._names["m"] == 1
 
 

@@ -63,12 +63,12 @@ class DriftDetector(Detector):
 
     name = "drift"
     kind = DRIFT
-    _scan: MeanShiftScan | None = None
 
     def __init__(self, config: DriftConfig = DriftConfig()):
         self.config = config
         self._names: list = []  # watched streams, in the bank's order
         self._bank: FeatureBank | None = None
+        self._scan: MeanShiftScan | None = None
         self._since_zero: dict = {}  # name -> [live histograms since the statistic was last <= 0]
         self._reference_hash = None
 
@@ -111,8 +111,8 @@ class DriftDetector(Detector):
         return {self.config.metric: histogram.merge_all(merged)} if merged else {}
 
     def _prepare(self, reference: Reference) -> None:
-        if reference.hash == self._reference_hash and (self._bank is None or hasattr(self._scan, "discrete")):
-            return  # else: new reference, or a checkpoint from before the scan (or its rate functions) existed
+        if reference.hash == self._reference_hash:
+            return
         self._reference_hash = reference.hash
         streams = {name: h for name, h in self._streams(reference.histograms).items() if h.count}
         self._names = list(streams)
