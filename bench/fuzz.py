@@ -32,6 +32,8 @@ def main(argv=None) -> int:
     parser.add_argument("--processes", type=int, default=2, help="sender processes (0: threads of this one)")
     parser.add_argument("--threads", type=int, default=6, help="sender threads per process")
     parser.add_argument("--family", action="append", choices=sorted(fuzzing.FAMILIES), help="only these (repeat)")
+    parser.add_argument("--window", type=float, default=5.0, help="the analyzer's window, seconds (the test: 1)")
+    parser.add_argument("--seconds", type=float, help="stop sending after this long (after a whole batch)")
     parser.add_argument("--out", help="output directory (state, logs, problems); default: a new temporary one")
     args = parser.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="otelml-fuzz-"))
@@ -56,6 +58,8 @@ def main(argv=None) -> int:
         processes=args.processes,
         threads=args.threads,
         families=args.family,
+        window=args.window,
+        seconds=args.seconds,
         progress=progress,
     )
     print()

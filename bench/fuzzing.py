@@ -917,7 +917,7 @@ def _worker_batch(seed: int, indices: list, ports, out_dir: str, threads: int) -
 
 
 # --- the analyzer under test ------------------------------------------------------------------------------------------
-FLAGS = ("--window", "1", "--lateness", "3", "--idle-timeout", "3", "--warmup", "200", "--auth-token", TOKEN)
+FLAGS = ("--lateness", "3", "--idle-timeout", "3", "--warmup", "200", "--auth-token", TOKEN)
 # Caps of the analyzer under fuzzing (its [analyzer.limits]); the defaults (1000 models) are for a bigger machine: a
 # flood fills them within a hundred requests, and every second then closes and checkpoints a window of each model
 LIMITS = {"max_models": 100, "max_versions": 10, "max_features": 100, "history": 120}
@@ -926,7 +926,7 @@ LIMITS = {"max_models": 100, "max_versions": 10, "max_features": 100, "history":
 class Target:
     """A real analyzer process on loopback with a state directory, and the checks made on it."""
 
-    def __init__(self, out_dir: Path, seeds: dict, limits: dict | None = None):
+    def __init__(self, out_dir: Path, seeds: dict, limits: dict | None = None, window: float = 1.0):
         from otelml.testing import free_port
 
         self.out_dir = Path(out_dir)
@@ -934,6 +934,7 @@ class Target:
         self.config.write_text("[analyzer.limits]\n" + "".join(f"{k} = {v}\n" for k, v in (limits or {}).items()))
         self.state_dir = str(self.out_dir / "state")
         self.seeds = seeds
+        self.window = window
         self.ports = tuple(free_port() for _ in range(3))
         self.proc = None
         self.starts = 0
@@ -954,7 +955,8 @@ class Target:
         self.starts += 1
         self._log = open(self.out_dir / f"analyzer-{self.starts}.log", "w")
         started = time.monotonic()
-        self.proc = launch_analyzer(self.ports, self.state_dir, *FLAGS, "--config", str(self.config), output=self._log)
+        flags = (*FLAGS, "--window", str(self.window), "--config", str(self.config))
+        self.proc = launch_analyzer(self.ports, self.state_dir, *flags, output=self._log)
         return time.monotonic() - started
 
     def stop(self) -> None:
@@ -1029,7 +1031,7 @@ class Target:
         """Send the canary's valid request until it is accepted whole; overload answers are retried."""
         if self._sender is None:
             self._sender = Sender(self.ports)
-        wait = self.canary_sent_ns / 1e9 + 1.05 - time.time()  # its windows are one second: each send closes one
+        wait = self.canary_sent_ns / 1e9 + 1.05 - time.time()  # a second apart: each send moves its data on
         if wait > 0:
             time.sleep(wait)
         deadline = time.monotonic() + deadline_s
@@ -1128,16 +1130,19 @@ def run(
     seeds: dict | None = None,
     families=None,
     limits: dict | None = LIMITS,
+    window: float = 1.0,
+    seconds: float | None = None,
     progress=None,
 ) -> Report:
     """Fuzz a fresh analyzer with cases ``start`` to ``start + requests - 1``, checking it every ``check_every``
-    requests and at the end, then kill -9 it and restart it on the same state. ``processes`` sender processes
+    requests and at the end, then kill -9 it and restart it on the same state; ``seconds`` ends the sending early
+    (after a whole batch). ``processes`` sender processes
     (0: threads of this process) of ``threads`` threads each. ``progress(report)`` is called after each check."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = dict(seeds or capture_seeds(), families=families)
     report = Report(seed, start, requests)
-    target = Target(out_dir, seeds, limits)
+    target = Target(out_dir, seeds, limits, window)
     pool = None
     watch = None
     try:
@@ -1164,7 +1169,7 @@ def run(
             _checked(report, target)
             if progress is not None:
                 progress(report)
-            if not target.alive():
+            if not target.alive() or (seconds is not None and report.seconds > seconds):
                 break
         watch.stopped.set()
         watch.join(10)
@@ -1202,7 +1207,7 @@ def table(report: Report) -> str:
     """The run's figures as a plain-text table."""
     counts = report.tally.counts
     lines = [
-        f"seed {report.seed}, requests {report.start} to {report.start + report.requests - 1}",
+        f"seed {report.seed}, requests {report.start} to {report.start + report.tally.requests - 1}",
         f"{'requests sent':<34}{report.tally.requests:>12,}",
         f"{'seconds':<34}{report.seconds:>12.1f}",
         f"{'requests/s':<34}{report.rate:>12.1f}",

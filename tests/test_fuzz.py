@@ -9,12 +9,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from otelml import semconv
-from otelml.analyzer.decode import decode_metrics_request
+from otelml.analyzer.decode import MAX_COUNT, decode_metrics_request
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -152,3 +153,30 @@ def test_feature_points_without_a_string_feature_name_are_rejected_not_a_detecto
     with urllib.request.urlopen(f"http://127.0.0.1:{s.api.port}/api/models", timeout=30) as response:
         (model,) = json.load(response)["models"]
     assert model["features"] == ["x"] and model["windows_closed"] >= 3
+
+
+def test_otelml_counters_past_max_count_are_rejected_so_totals_stay_finite(server):
+    """Found by the fuzzer: rows sent as the double 1e308, twice, summed to infinity; references built from such
+    windows then failed (OverflowError) at every window of the model's next version."""
+    now = time.time_ns()
+    attributes = [KeyValue(key=semconv.MODEL_NAME, value=AnyValue(string_value="huge"))]
+    points = [
+        metrics_pb2.NumberDataPoint(
+            attributes=attributes, start_time_unix_nano=now - 10**9, time_unix_nano=now, as_double=value
+        )
+        for value in (1e308, 1e308, 5.0, float(MAX_COUNT))
+    ]
+    rows = metrics_pb2.Sum(aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, is_monotonic=True)
+    rows.data_points.extend(points)
+    decoded = decode_metrics_request(_request(metrics_pb2.Metric(name=semconv.METRIC_ROWS, sum=rows)))
+    assert [p.value for p in decoded.points] == [5.0, MAX_COUNT] and decoded.rejected == 2
+
+    s = server()
+    body = _request(metrics_pb2.Metric(name=semconv.METRIC_ROWS, sum=rows)).SerializeToString()
+    post = urllib.request.Request(f"http://127.0.0.1:{s.http.port}/v1/metrics", data=body, method="POST")
+    post.add_header("Content-Type", "application/x-protobuf")
+    urllib.request.urlopen(post, timeout=30).close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.api.port}/api/models", timeout=30) as response:
+        answer = json.loads(response.read(), parse_constant=lambda name: pytest.fail(f"{name} in /api/models"))
+    (model,) = answer["models"]
+    assert MAX_COUNT <= model["rows"] <= MAX_COUNT + 8  # finite: 5 + MAX_COUNT as a double

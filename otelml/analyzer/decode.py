@@ -40,6 +40,7 @@ MAX_BUCKETS = 16384  # per sign of an exponential histogram
 MAX_NAME = 256  # characters of a metric name, span name or attribute key
 MAX_VALUE = 1024  # characters of a string attribute value (or hex characters of a bytes value)
 MAX_ITEMS = 128  # elements of an array or key-value list attribute value
+MAX_COUNT = 2**53  # one point of otelml's counters (rows, calls, ...): exact as a double, and sums of them stay finite
 
 # otelml's own metrics have one shape each (semconv): the analyzer reads a point of one of them as that shape, so a
 # point of another shape (an explicit histogram added to the row count, a call count that is not monotonic) is
@@ -265,7 +266,7 @@ def _decode_metric(metric, resource: tuple, scope: str, decoded: Decoded) -> Non
             _check_times(point)
             value = convert(point)
             if monotonic:
-                _check_number(value, monotonic)
+                _check_number(metric.name, value)
             key = _stream_key(resource, scope, metric.name, point.attributes)
             _check_feature(metric.name, key)
         except _Invalid as exc:
@@ -296,9 +297,13 @@ def _check_feature(name: str, key: StreamKey) -> None:
         raise _Invalid(f"{semconv.FEATURE_NAME} must be a string, not {type(feature).__name__}")
 
 
-def _check_number(value, monotonic: bool) -> None:
-    if monotonic and value < 0:
+def _check_number(name: str, value) -> None:
+    """A monotonic sum's value: never negative, and one of otelml's counters at most MAX_COUNT (rows sent as 1e308
+    summed to infinity, and references built from the windows failed on it)."""
+    if value < 0:
         raise _Invalid(f"monotonic sum {value} is negative")
+    if value > MAX_COUNT and name in _SHAPES:
+        raise _Invalid(f"otelml's {name} of {value} in one point is more than {MAX_COUNT}")
 
 
 def _metric_kind(data_kind: str, data):
