@@ -1105,6 +1105,7 @@ class Report:
     restart_error: str | None = None
     health: dict = field(default_factory=dict)
     restart_health: dict = field(default_factory=dict)
+    errors_logged: dict = field(default_factory=dict)  # the analyzer's ERROR records (isolated failures), by kind
 
     @property
     def rate(self) -> float:
@@ -1187,11 +1188,25 @@ def run(
     finally:
         if watch is not None:
             watch.stopped.set()
+        report.errors_logged.update(_errors_logged(out_dir))
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         target.stop()
         report.max_rss_mb, report.max_health_s = target.max_rss_mb, target.max_health_s
     return report
+
+
+def _errors_logged(out_dir: Path) -> dict:
+    """``{what failed (a detector on a model, a window): times}`` from the ERROR records of the analyzer's logs
+    (the request failures are counted from the answers)."""
+    found: dict = {}
+    for log in sorted(out_dir.glob("analyzer-*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if " ERROR otelml.analyzer " in line:
+                what = line.split(" ERROR otelml.analyzer ", 1)[1]
+                what = what.split(" on model ")[0] if what.startswith("detector ") else what[:40]
+                found[what] = found.get(what, 0) + 1
+    return found
 
 
 def _checked(report: Report, target: Target, final: bool = False) -> None:
@@ -1223,8 +1238,12 @@ def table(report: Report) -> str:
         f"{'slowest answer seconds':<34}{report.tally.slowest_s:>12.2f}",
         f"{'restart after kill -9, seconds':<34}{_or_dash(report.restart_s):>12}",
         f"{'journal rows set aside':<34}{_or_dash(report.restart_health.get('journal_set_aside')):>12}",
+        f"{'detector failures (isolated)':<34}{_or_dash(report.health.get('detector_failures')):>12}",
+        f"{'window failures (isolated)':<34}{_or_dash(report.health.get('window_failures')):>12}",
         f"{'verdict':<34}{'PASS' if report.passed else 'FAIL':>12}",
     ]
+    for what, times in sorted(report.errors_logged.items()):
+        lines.append(f"{'  logged: ' + what[:60]:<64}{times:>8,}")
     families = sorted({family for family, _ in report.tally.families})
     lines += ["", f"{'family':<26}" + "".join(f"{klass:>10}" for klass in CLASSES)]
     for family in families:

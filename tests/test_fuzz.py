@@ -16,6 +16,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from otelml import semconv
 from otelml.analyzer.decode import MAX_COUNT, decode_metrics_request
+from otelml.histogram import merge_all
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -99,6 +100,9 @@ def test_fuzzing_over_both_transports_leaves_the_analyzer_healthy_and_restartabl
     assert report.checks == 3 and report.max_rss_mb < fuzzing.MAX_RSS_MB, summary
     assert not report.slow_health and report.max_health_s < fuzzing.HEALTH_BOUND_S, summary
     assert report.restart_error is None and report.restart_s is not None, summary  # ready after kill -9, accepts data
+    # the failures the analyzer isolates (a detector or a window that raised) are counted and logged, not answered:
+    # the fuzzing must not cause any (a negative call count once failed the availability detector)
+    assert report.health["detector_failures"] == 0 and report.health["window_failures"] == 0, summary
     sent = {family for family, _ in report.tally.families}
     assert {"offsets", "scales", "bucket-lengths", "names", "numbers", "flood"} <= sent, summary
     assert {"json-types", "json-deep", "transport:bomb", "transport:bad-gzip", "flip", "truncate"} <= sent, summary
@@ -180,3 +184,28 @@ def test_otelml_counters_past_max_count_are_rejected_so_totals_stay_finite(serve
         answer = json.loads(response.read(), parse_constant=lambda name: pytest.fail(f"{name} in /api/models"))
     (model,) = answer["models"]
     assert MAX_COUNT <= model["rows"] <= MAX_COUNT + 8  # finite: 5 + MAX_COUNT as a double
+
+
+def test_histogram_counts_past_max_count_are_rejected_so_merged_counts_never_wrap():
+    """Found by the fuzzer: exponential histograms of 2^62 observations were accepted (anything below 2^63 was),
+    the reference merged from a few of them wrapped round int64 to a negative count, and the drift detectors of the
+    model's next version failed at every window (math domain error)."""
+
+    def request(count):
+        point = metrics_pb2.ExponentialHistogramDataPoint(
+            attributes=[KeyValue(key=semconv.MODEL_NAME, value=AnyValue(string_value="m"))],
+            start_time_unix_nano=1,
+            time_unix_nano=2,
+            count=count,
+            scale=0,
+            positive=metrics_pb2.ExponentialHistogramDataPoint.Buckets(offset=1, bucket_counts=[count]),
+        )
+        histogram = metrics_pb2.ExponentialHistogram(
+            aggregation_temporality=metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, data_points=[point]
+        )
+        return _request(metrics_pb2.Metric(name="m", exponential_histogram=histogram))
+
+    assert decode_metrics_request(request(2**62)).rejected == 1
+    (kept,) = decode_metrics_request(request(MAX_COUNT)).points
+    merged = merge_all([kept.value] * 512)  # more than a window or a reference of real data ever holds
+    assert merged.count == 512 * MAX_COUNT and int(merged.positive.sum()) == merged.count

@@ -40,7 +40,7 @@ MAX_BUCKETS = 16384  # per sign of an exponential histogram
 MAX_NAME = 256  # characters of a metric name, span name or attribute key
 MAX_VALUE = 1024  # characters of a string attribute value (or hex characters of a bytes value)
 MAX_ITEMS = 128  # elements of an array or key-value list attribute value
-MAX_COUNT = 2**53  # one point of otelml's counters (rows, calls, ...): exact as a double, and sums of them stay finite
+MAX_COUNT = 2**53  # one histogram point's count, or one point of otelml's counters: exact as a double
 
 # otelml's own metrics have one shape each (semconv): the analyzer reads a point of one of them as that shape, so a
 # point of another shape (an explicit histogram added to the row count, a call count that is not monotonic) is
@@ -437,8 +437,8 @@ def _total(counts: np.ndarray) -> int:
 def _check_count(what: str, count: int, in_buckets: int) -> None:
     if count != in_buckets:
         raise _Invalid(f"{what} count {count} != {in_buckets} in buckets")
-    if count >= 2**63:
-        raise _Invalid(f"{what} count {count} does not fit in int64")
+    if count > MAX_COUNT:  # int64 sums of such histograms over windows and references would wrap round
+        raise _Invalid(f"{what} count {count} is more than {MAX_COUNT}")
 
 
 def _check_stats(what: str, point) -> None:
