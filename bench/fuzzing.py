@@ -1213,7 +1213,7 @@ def _errors_logged(out_dir: Path) -> dict:
         for line in log.read_text(errors="replace").splitlines():
             if " ERROR otelml.analyzer " in line:
                 what = line.split(" ERROR otelml.analyzer ", 1)[1]
-                what = what.split(" on model ")[0] if what.startswith("detector ") else what[:40]
+                what = what.split(" on model ")[0] if what.startswith("detector ") else " ".join(what.split()[:1])
                 found[what] = found.get(what, 0) + 1
     return found
 
