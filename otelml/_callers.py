@@ -5,7 +5,7 @@ nearness-preserving fingerprint of each input.
   ``with otelml.caller(user_id):`` around calls. The span gets ``otelml.caller.id``: HMAC-SHA256 of the identity
   under the caller key, first 16 bytes in hex. Never the identity itself.
 - Fingerprint: ``@otelml.monitor(fingerprint_bits=64)``. Each input row is standardized (with the mean and sd of the
-  first 1,000 rows the monitor saw, then fixed) and projected on ``fingerprint_bits`` Gaussian directions drawn from
+  first ``WARM_ROWS`` rows the monitor saw, then fixed; those rows get no fingerprint) and projected on ``fingerprint_bits`` Gaussian directions drawn from
   the caller key; the signs are the fingerprint (SimHash, Charikar 2002), in hex on ``otelml.input.fingerprint``
   (one string, or an array for batches of up to 64 rows, the batch size black-box attack tools use), followed by a
   dot and a 32-bit keyed digest of the exact row. Both are taken of the row's canonical form (``canonical``: every
@@ -40,6 +40,7 @@ import numpy as np
 from . import _health
 
 _CALLER: contextvars.ContextVar = contextvars.ContextVar("otelml_caller", default=None)
+WARM_ROWS = 256  # rows that fix a monitor's standardization (they get no fingerprint: while it moves, so do they)
 MAX_FINGERPRINT_ROWS = 64  # larger batches (offline scoring, not API probing) carry no fingerprints
 
 
@@ -112,7 +113,7 @@ def canonical(numeric) -> np.ndarray:
 class Fingerprinter:
     """SimHash fingerprints of standardized input rows, for one monitor (one feature layout)."""
 
-    def __init__(self, key: bytes, names: tuple, bits: int, warm_rows: int = 1000):
+    def __init__(self, key: bytes, names: tuple, bits: int, warm_rows: int = WARM_ROWS):
         if bits <= 0 or bits % 8:
             raise ValueError("fingerprint_bits must be a positive multiple of 8")
         seed = int.from_bytes(
@@ -131,10 +132,13 @@ class Fingerprinter:
 
     def fingerprints(self, numeric: np.ndarray) -> list[str]:
         """One fingerprint per row: the SimHash in hex, a dot, and a 32-bit keyed digest of the exact row (NaN and
-        infinities count as the mean in the SimHash)."""
+        infinities count as the mean in the SimHash); none (an empty list) for the rows that fix the
+        standardization: while it moves, the same input's SimHash moves with it, and a caller re-sending a few rows
+        with noise across that time would look like one walking in small steps."""
         numeric = canonical(numeric)
         if self._n < self._warm_rows:
             self._learn(numeric)
+            return []
         z = (numeric - self._mean) / self._scale
         z = np.where(np.isfinite(z), z, 0.0)
         bits = np.packbits(z @ self._projection > 0, axis=1)

@@ -55,8 +55,10 @@ def test_caller_ids_are_keyed_hashes_from_an_argument_a_callable_or_the_context(
 def test_fingerprints_keep_nearness_and_never_the_input(keyed):
     predict = otelml.monitor(model="m", version="1", fingerprint_bits=64)(proba)
     rng = np.random.default_rng(0)
-    for x in rng.normal(size=(1000, 8)):  # the first rows fix the standardization
+    for x in rng.normal(size=(1000, 8)):  # the first rows fix the standardization, and get no fingerprint
         predict(x)
+    prints = [semconv.INPUT_FINGERPRINT in s.attributes for s in keyed.get_finished_spans()]
+    assert not any(prints[:256]) and all(prints[256:])
     base = rng.normal(size=8)
     predict(base)
     predict(base + rng.normal(scale=0.02, size=8))  # a probe next to it
@@ -88,7 +90,10 @@ def test_the_same_rows_as_float32_float64_or_integers_get_the_same_fingerprints(
     rng = np.random.default_rng(3)
     rows = rng.normal(size=(1000, 6))
     double, single = Fingerprinter(b"k", tuple("abcdef"), 64), Fingerprinter(b"k", tuple("abcdef"), 64)
-    assert double.fingerprints(rows) == single.fingerprints(rows.astype(np.float32))  # standardization included
+    assert (
+        double.fingerprints(rows) == single.fingerprints(rows.astype(np.float32)) == []
+    )  # they fix the standardization
+    assert double.fingerprints(rows[:50]) == single.fingerprints(rows[:50].astype(np.float32))  # the same one
     integers = rng.integers(-(2**20), 2**20, size=(50, 6))
     assert double.fingerprints(integers) == single.fingerprints(integers.astype(np.float64))
     assert double.fingerprints(integers) == single.fingerprints(integers.astype(np.float32))
