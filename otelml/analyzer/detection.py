@@ -87,6 +87,11 @@ class Detection:
         self._input_levels: dict = {}  # (model, version) -> (input drift's peak level, the previous window's)
         self.failed = 0  # detector updates that raised (each logged), shown in /api/health
 
+    def forget(self, key: tuple) -> None:
+        """Drop the detectors and findings of a model version (evicted at the cap on models)."""
+        for table in (self._detectors, self.latest, self._versus, self._input_levels):
+            table.pop(key, None)
+
     def _drift(self, **metric) -> DriftDetector:
         """A drift detector with these settings (input drift, or ``metric=`` another histogram's)."""
         return DriftDetector(

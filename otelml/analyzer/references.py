@@ -113,6 +113,10 @@ class Warmup:
             return from_windows(window.model, window.version, windows)
         return None
 
+    def forget(self, key: tuple) -> None:
+        """Drop the windows collected for a model version (evicted at the cap on models)."""
+        self._windows.pop(key, None)
+
     def progress(self, model: str, version: str) -> int:
         """Observations of the least-observed feature so far."""
         counts = _feature_counts(self._windows.get((model, version), []))

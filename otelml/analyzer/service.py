@@ -172,6 +172,11 @@ class Analyzer:
 
     def _apply(self, decoded: Decoded, now_ns: int) -> Applied:
         applied = self.state.apply(decoded, now_ns)
+        for key in self.state.take_evicted():  # what is kept per model version goes with it
+            self.detection.forget(key)
+            self.warmup.forget(key)
+            self._pinned_cache.pop(key, None)
+            self._previous.pop(key, None)
         self.attacks.observe_spans(decoded.spans)
         self._closed(applied.closed)
         return applied

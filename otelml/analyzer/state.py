@@ -151,6 +151,7 @@ class State:
         self.counts: Counter = Counter()  # received, accepted, rejected, ignored, late, stale, spans, ...
         self.sources: dict = {}  # source (resource) -> end of its newest point of any model (its watermark)
         self.pinned: set = set()  # (model, version) with a pinned reference, never evicted; the service keeps it
+        self.evicted: list = []  # (model, version) evicted and not yet taken (``take_evicted``)
         self._routes: dict = {}
         self._index()
 
@@ -368,8 +369,14 @@ class State:
             self._drop(self.models[key], now_ns)
         return True
 
+    def take_evicted(self) -> list:
+        """The (model, version) keys evicted since the last call, for whoever keeps state per model version."""
+        evicted, self.evicted = self.evicted, []
+        return evicted
+
     def _drop(self, mv: ModelVersion, now_ns: int) -> None:
         del self.models[mv.key]
+        self.evicted.append(mv.key)
         self._names[mv.model] -= 1
         if not self._names[mv.model]:
             del self._names[mv.model]
