@@ -236,7 +236,6 @@ def test_findings_show_example_calls_of_what_they_saw():
     """A window keeps the newest exemplars of every stream; a finding's example calls are distinct, and the ones
     that show what its detector saw come first: the slowest calls for latency, failed calls for the error rate, the
     named feature's calls for drift."""
-    from otelml.analyzer import codec
     from otelml.analyzer.detectors import ErrorRateDetector, InputRangeDetector, LatencyDetector
     from otelml.analyzer.points import Exemplar
     from otelml.analyzer.windows import Window
@@ -265,11 +264,3 @@ def test_findings_show_example_calls_of_what_they_saw():
     assert shown(ErrorRateDetector(), feature=None)[0] == "d"
     assert shown(InputRangeDetector(), feature="x1")[:2] == ["b", "h"]
     assert shown(InputRangeDetector(), feature=None, details={"features": ["x0"]})[:2] == ["g", "e"]
-
-    old = Window(0, 60 * 10**9)
-    old.exemplars = [Exemplar("e" * 32, "e" * 16, 1, 1.0)]  # a checkpoint from before exemplars were kept per stream
-    restored = codec.decode(codec.encode(old))
-    restored.add(
-        Point(StreamKey((), "otelml", duration, ()), "sum", 0, 1, False, 1, exemplars=closed.exemplars[0][2:]), ()
-    )
-    assert [e[0] for e in restored.close("m", "1", "watermark").exemplars] == [None, duration]

@@ -117,13 +117,6 @@ class ModelVersion:
         state["history"] = deque()
         return state
 
-    def __setstate__(self, state: dict) -> None:
-        state.setdefault("sources", {})  # checkpoints from before windows waited for every source
-        state.setdefault("first_window", None)  # checkpoints from before eviction: taken as confirmed
-        state.setdefault("confirmed", True)
-        state.setdefault("streams", set())
-        self.__dict__.update(state)
-
 
 @dataclass
 class Applied:
@@ -171,8 +164,6 @@ class State:
         return state
 
     def __setstate__(self, state: dict) -> None:
-        state.setdefault("sources", {})  # checkpoints from before windows waited for every source
-        state.setdefault("pinned", set())
         self.__dict__.update(state)
         self._routes = {}
         self._index()

@@ -29,7 +29,6 @@ _COMPACT_AT = 64
 EXEMPLAR_STREAMS = 32  # streams per window whose exemplars are kept ...
 EXEMPLARS_PER_STREAM = 2  # ... the newest of each
 MAX_SPANS = 16  # time spans kept per source and window; past it the two closest merge (an over-estimate)
-_UNKNOWN_STREAM = (None, ())  # the stream of exemplars from checkpoints written before they were kept per stream
 _VALUES = frozenset(  # attributes whose values fold into __other__ past the caps; the feature name is kept
     (semconv.FEATURE_CATEGORY, semconv.PREDICTION_LABEL, semconv.TRUE_LABEL, semconv.NONFINITE_KIND)
 )
@@ -93,14 +92,6 @@ class Window:
             self._keep_exemplar(key, point.exemplars[-1])
         self.points += 1
         return None
-
-    def __setstate__(self, state: dict) -> None:
-        if isinstance(state.get("exemplars"), list):  # a checkpoint from before exemplars were kept per stream
-            state["exemplars"] = {_UNKNOWN_STREAM: state["exemplars"]} if state["exemplars"] else {}
-        state.setdefault("spans", {})  # a checkpoint from before windows kept their sources' time spans
-        state.setdefault("series", {})  # a checkpoint from before windows capped their attribute sets
-        state.setdefault("held", 0)
-        self.__dict__.update(state)
 
     def land(self, source, start_ns: int, end_ns: int) -> None:
         """A point of ``source`` over ``(start_ns, end_ns]`` landed in this window."""
@@ -180,12 +171,6 @@ class ClosedWindow:
     # a source's points here span half a window more or less than they cover of it (see the module docstring): its
     # counts are not the source's counts for this window, so detectors that read counts or absence skip it
     partial: bool = False
-
-    def __setstate__(self, state: dict) -> None:
-        exemplars = state.get("exemplars", ())  # bare exemplars in windows from before they were kept per stream
-        state["exemplars"] = tuple(e if isinstance(e, tuple) else (*_UNKNOWN_STREAM, e) for e in exemplars)
-        state.setdefault("partial", False)  # windows stored before partial windows were told apart
-        self.__dict__.update(state)
 
     def counter(self, metric: str) -> float:
         """Total of a counter over all its attribute sets."""
