@@ -71,7 +71,11 @@ def _summary(kind, request, attributes):
                         value = point.count if hasattr(point, "count") else point.as_int or point.as_double
                         yield f"metric {metric.name} {attributes(point.attributes)} {value}"
     else:
-        yield f"logs   {sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)} records"
+        for rl in request.resource_logs:
+            for sl in rl.scope_logs:
+                for record in sl.log_records:
+                    body = record.body.string_value or str(record.body).strip()
+                    yield f"log    {record.severity_text or record.severity_number} {record.event_name} {body}"
 
 
 class _JsonFormatter(logging.Formatter):

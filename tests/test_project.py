@@ -41,10 +41,15 @@ def test_names_follow_opentelemetry_rules():
             assert value in ("s", "1") or re.fullmatch(r"\{[a-z]+\}", value), (constant, value)
 
 
-def test_readme_documents_every_name_on_the_wire():
-    readme = (ROOT / "README.md").read_text()
-    missing = [v for k, v in wire_names().items() if not k.startswith("UNIT_") and f"`{v}`" not in readme]
-    assert not missing, f"README lacks {missing}"
+def test_the_documents_name_every_name_on_the_wire():
+    documents = "".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    missing = [v for k, v in wire_names().items() if not k.startswith("UNIT_") and f"`{v}`" not in documents]
+    assert not missing, f"README and docs/ lack {missing}"
+
+
+def test_every_link_of_the_readme_to_docs_leads_to_a_document():
+    links = re.findall(r"\]\((docs/[^)#]+)", (ROOT / "README.md").read_text())
+    assert len(set(links)) >= 5 and all((ROOT / link).is_file() for link in links), links
 
 
 def test_readme_starts_with_the_two_commands():
@@ -89,3 +94,27 @@ def test_cli():
     assert result.returncode == 0 and "OTLP/gRPC on http://127.0.0.1:" in result.stdout
     bad = run("-m", "otelml.cli", "sink", "--grpc", "nonsense")
     assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+
+
+def test_the_sink_prints_each_log_record_it_receives():
+    """``otelml sink`` stands in for a SIEM in the README's first steps: an alert (an OTLP log record posted as the
+    analyzer's exporter posts it) is printed with its severity, event name and body."""
+    import urllib.request
+
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest()
+    record = request.resource_logs.add().scope_logs.add().log_records.add()
+    record.severity_text, record.event_name, record.body.string_value = "WARN", "otelml.alert", "drift alert (x2)"
+    command = [sys.executable, "-m", "otelml.cli", "sink", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]
+    sink = subprocess.Popen([*command, "--seconds", "60"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        http = sink.stdout.readline().rsplit("OTLP/HTTP on ", 1)[1].strip()
+        post = urllib.request.Request(
+            f"{http}/v1/logs", request.SerializeToString(), {"Content-Type": "application/x-protobuf"}
+        )
+        urllib.request.urlopen(post, timeout=30).close()
+        assert sink.stdout.readline().split() == ["log", "WARN", "otelml.alert", "drift", "alert", "(x2)"]
+    finally:
+        sink.kill()
+        sink.wait(30)
