@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,7 +219,9 @@ class _Level:
         self.zero_threshold = [r.zero_threshold for r in rebinned]
         # Buckets with an index up to this one lie in or straddle the zero bucket, and count as zero (as rebin folds)
         self.fold_index = [
-            math.ceil(math.log2(r.zero_threshold) * 2.0**r.scale) - 1 if r.zero_threshold > 0 else None
+            math.ceil(math.log2(min(r.zero_threshold, sys.float_info.max)) * 2.0**r.scale) - 1  # the top bucket's
+            if r.zero_threshold > 0  # upper bound is infinite, and a zero bucket folded up to it too
+            else None
             for r in rebinned
         ]
         self.stack = _Stack([_Tables(r, config) for r in rebinned])

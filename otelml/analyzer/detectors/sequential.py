@@ -32,12 +32,13 @@ class RateIncrease:
     """CUSUM e-detector for a proportion rising above ``p0``."""
 
     def __init__(self, p0: float, increases=(0.02, 0.05, 0.1, 0.2, 0.4)):
-        if not 0 <= p0 < 1:
-            raise ValueError(f"p0 must lie in [0, 1), got {p0}")
+        if not 0 <= p0 <= 1:
+            raise ValueError(f"p0 must lie in [0, 1], got {p0}")
         self.p0 = p0
         targets = np.minimum(p0 + np.asarray(increases, dtype=np.float64), 0.999)
-        # the bet that is growth-optimal against each target rate, capped so that no factor falls below 0.2
-        self._lam = np.minimum((targets - p0) / (p0 * (1 - p0) + 1e-12), 0.8 / max(p0, 1e-12))
+        # the bet that is growth-optimal against each target rate, capped so that no factor falls below 0.2; a
+        # baseline rate of 0.999 or more (every baseline call failed, say) leaves no room to rise: no bet at all
+        self._lam = np.clip((targets - p0) / (p0 * (1 - p0) + 1e-12), 0.0, 0.8 / max(p0, 1e-12))
         self._log_weights = np.full(self._lam.size, -math.log(self._lam.size))
         self.reset()
 
