@@ -66,7 +66,7 @@ from scipy import stats
 
 import otelml
 from otelml import histogram, semconv
-from otelml.analyzer.detectors.degradation import AccuracyDetector
+from otelml.analyzer.detectors import AccuracyDetector
 from otelml.analyzer.detectors.drift import DriftConfig, DriftDetector
 from otelml.analyzer.detectors.synthetic import window
 from otelml.analyzer.references import Reference, from_data

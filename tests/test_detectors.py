@@ -70,7 +70,7 @@ CONTRACT_SEEDS = 10
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_contract_every_registered_detector(name):
-    """Configuration frozen; over 10 seeds, at A = 1,000 windows: no more than chance allows of alarms on 60 stationary windows each
+    """Configuration frozen and never mutated (state lives apart from it); over 10 seeds, at A = 1,000 windows: no more than chance allows of alarms on 60 stationary windows each
     (at most 3 in all, where 0.6 are expected at most); an alarm within 6 windows of a step change in at least 9
     seeds; state survives pickling (a restarted detector alarms where the original does); and after ``reset`` the
     detector behaves exactly like a new one on the same windows."""
@@ -80,8 +80,9 @@ def test_contract_every_registered_detector(name):
         rng = np.random.default_rng(seed)
         ref = cls._unit_test_reference(rng)
         detector = cls(**cls._unit_test_params())
-        for frozen in (detector, getattr(detector, "config", None)):  # configuration cannot change under a detector
-            assert not dataclasses.is_dataclass(frozen) or type(frozen).__dataclass_params__.frozen
+        frozen = [c for c in (detector, getattr(detector, "config", None)) if dataclasses.is_dataclass(c)]
+        assert all(type(c).__dataclass_params__.frozen for c in frozen)  # configuration cannot change under a detector
+        before = [dict(vars(c)) for c in frozen]
         quiet = [f for t in range(60) for f in detector.update(cls._unit_test_window(rng, t, False), ref)]
         assert quiet and all(f.kind == cls.kind and f.detector == cls.name for f in quiet)
         quiet_alarms += sum(f.alarm for f in quiet)
@@ -92,6 +93,9 @@ def test_contract_every_registered_detector(name):
         assert first == second
         found += any(first[:6])
         detector.reset()
+        assert not hasattr(detector, "_set")  # nothing sets attributes of a frozen object (object.__setattr__)
+        for c, was in zip(frozen, before):  # a frozen configuration and its state's holder stay as they were made
+            assert vars(c).keys() == was.keys() and all(vars(c)[k] is v for k, v in was.items()), type(c)
         new = cls(**cls._unit_test_params())
         again = [cls._unit_test_window(rng, 100 + t, t >= 40) for t in range(50)]
         assert [summary(detector.update(w, ref)) for w in again] == [summary(new.update(w, ref)) for w in again]

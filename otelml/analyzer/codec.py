@@ -37,8 +37,9 @@ _MODULES = (  # the modules whose classes may be in the analyzer's state
     "otelml.histogram",
     *(f"otelml.analyzer.{name}" for name in ("alerts", "attacks", "detection", "points", "references", "state")),
     *(f"otelml.analyzer.{name}" for name in ("streams", "windows")),
-    *(f"otelml.analyzer.detectors.{name}" for name in ("availability", "base", "categories", "degradation", "drift")),
-    *(f"otelml.analyzer.detectors.{name}" for name in ("edetector", "scan", "sequential", "support")),
+    *(f"otelml.analyzer.detectors.{name}" for name in ("accuracy", "availability", "base", "categories")),
+    *(f"otelml.analyzer.detectors.{name}" for name in ("confidence", "drift", "edetector", "latency", "rates")),
+    *(f"otelml.analyzer.detectors.{name}" for name in ("scan", "sequential", "support")),
 )
 _DTYPES = {np.dtype(code).str: np.dtype(np.dtype(code).str) for code in "?bBhHiIlLqQefdFD"}  # name -> dtype
 _DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}

@@ -3,22 +3,16 @@
 Every detector is registered here by name; ``tests/test_detectors.py`` runs each through the same contract.
 """
 
+from .accuracy import AccuracyDetector, ClassMetricsDetector
 from .availability import AvailabilityDetector, ThroughputDetector
 from .base import Detector, Finding
 from .categories import CategoryDriftDetector
-from .degradation import (
-    AccuracyDetector,
-    ClassMetricsDetector,
-    ConfidenceRule,
-    ErrorRateDetector,
-    LatencyDetector,
-    LowConfidenceDetector,
-    LowMarginDetector,
-    SequentialConfig,
-    SlowCallsDetector,
-)
+from .confidence import ConfidenceRule, LowConfidenceDetector, LowMarginDetector
 from .drift import DriftConfig, DriftDetector
 from .edetector import EDetectorConfig, FeatureEDetector
+from .latency import LatencyDetector, SlowCallsDetector
+from .rates import ErrorRateDetector
+from .sequential import SequentialConfig
 from .support import InputRangeDetector
 
 REGISTRY = {

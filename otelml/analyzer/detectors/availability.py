@@ -22,26 +22,35 @@ from dataclasses import dataclass
 from ... import semconv
 from ..references import Reference
 from ..windows import ClosedWindow
-from .base import AVAILABILITY, CRITICAL, PERFORMANCE, WARNING, Detector, Finding
-from .degradation import SequentialConfig
-from .sequential import CountDrop, CountRise, lower_bound_rate, upper_bound_rate
+from .base import AVAILABILITY, CRITICAL, PERFORMANCE, WARNING, Detector, Finding, state
+from .sequential import FAST, CountDrop, CountRise, SequentialConfig, lower_bound_rate, upper_bound_rate
 
 
+class _Rate:
+    """A call-rate detector's working state: calls and windows of the baseline, then the test against it."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls, self.windows, self.test = 0.0, 0, None
+
+
+@dataclass(frozen=True)
 class _CallRate(Detector):
     """Calls per window against the version's own baseline rate (learned from the first ``baseline_windows``
     windows, starting with the first that has calls); subclasses say which test and when it alarms."""
 
+    config: SequentialConfig = SequentialConfig()
+    _rate: _Rate = state(_Rate)
     _test_windows = (2, 300)  # calls per window in the contract test: (changed, stationary) means, per subclass
 
-    def __post_init__(self):
-        self.reset()
-
     def reset(self) -> None:
-        self._set(_calls=0.0, _windows=0, _test=None)
+        self._rate.reset()
 
     @classmethod
     def _unit_test_params(cls) -> dict:
-        return {"config": SequentialConfig(false_alarm_days=1.0, window_s=86400.0 / 1000, baseline_windows=20)}
+        return {"config": FAST}
 
     @classmethod
     def _unit_test_window(cls, rng, index, changed):
@@ -52,18 +61,18 @@ class _CallRate(Detector):
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
         if window.partial:  # its count is not this window's count (an export came late)
             return []
-        calls = window.counter(semconv.METRIC_CALLS)
-        if self._test is None:
-            if calls or self._windows:
-                self._set(_calls=self._calls + calls, _windows=self._windows + 1)
-                if self._windows >= self.config.baseline_windows:
-                    self._set(_test=self._start())
+        calls, rate = window.counter(semconv.METRIC_CALLS), self._rate
+        if rate.test is None:
+            if calls or rate.windows:
+                rate.calls, rate.windows = rate.calls + calls, rate.windows + 1
+                if rate.windows >= self.config.baseline_windows:
+                    rate.test = self._start()
             return []
-        value = self._test.update(calls)
+        value = rate.test.update(calls)
         threshold = self.config.log_threshold
         ratio = calls / self._compared_to()
         alarm = value >= threshold and self._large(ratio)
-        details = {"calls": calls, "baseline calls per window": self._calls / self._windows}
+        details = {"calls": calls, "baseline calls per window": rate.calls / rate.windows}
         finding = self._evidence(
             window,
             value,
@@ -75,7 +84,7 @@ class _CallRate(Detector):
             details,
         )
         if alarm:
-            self._test.reset()
+            rate.test.reset()
         return [finding]
 
 
@@ -87,17 +96,16 @@ class AvailabilityDetector(_CallRate):
     while calls keep at least that Poisson rate; an alarm also needs the window's calls to be at most ``min_drop``
     of the baseline rate. Silence (0 calls) is critical."""
 
-    config: SequentialConfig = SequentialConfig()
     min_drop: float = 0.5  # alarm only when the window's calls are at most this share of the baseline rate
     name = "availability"
     kind = AVAILABILITY
 
     def _start(self):
-        rate = lower_bound_rate(self._calls, self._windows)
+        rate = lower_bound_rate(self._rate.calls, self._rate.windows)
         return CountDrop(rate) if rate > 0 else None
 
     def _compared_to(self) -> float:
-        return self._test.rate0  # the guarded (lower) baseline rate
+        return self._rate.test.rate0  # the guarded (lower) baseline rate
 
     def _large(self, ratio: float) -> bool:
         return ratio <= self.min_drop
@@ -115,17 +123,17 @@ class ThroughputDetector(_CallRate):
     rate; an alarm also needs the window's calls to be at least ``min_rise`` times the baseline rate. Bursty traffic
     makes rises look more surprising than they are, which ``min_rise`` tempers."""
 
-    config: SequentialConfig = SequentialConfig()
     min_rise: float = 2.0
     name = "throughput"
     kind = PERFORMANCE
     _test_windows = (3000, 300)
 
     def _start(self):
-        return CountRise(upper_bound_rate(self._calls, self._windows)) if self._calls > 0 else None
+        rate = self._rate
+        return CountRise(upper_bound_rate(rate.calls, rate.windows)) if rate.calls > 0 else None
 
     def _compared_to(self) -> float:
-        return self._calls / self._windows  # the baseline's mean rate
+        return self._rate.calls / self._rate.windows  # the baseline's mean rate
 
     def _large(self, ratio: float) -> bool:
         return ratio >= self.min_rise

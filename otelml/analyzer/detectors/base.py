@@ -1,8 +1,10 @@
 """What every detector shares: a typed, frozen result and a small base class.
 
 A detector is pure: closed windows and the reference in, findings out; no I/O and no clock of its own. Its
-configuration is a frozen dataclass, its working state private; ``reset()`` clears the state, and the whole object
-goes into the analyzer's checkpoints (``otelml.analyzer.codec``: plain data, arrays and the analyzer's own classes),
+configuration is frozen (a frozen dataclass: its ``config``, or the detector itself), its working state private and
+mutable: ordinary attributes of a detector that is not a dataclass, or, in a frozen dataclass detector, a separate
+state object made by :func:`state` (nothing ever sets an attribute of a frozen object). ``reset()`` clears the
+state, and the whole object goes into the analyzer's checkpoints (``otelml.analyzer.codec``: plain data, arrays and the analyzer's own classes),
 so detectors carry across restarts.
 """
 
@@ -61,11 +63,6 @@ class Detector:
 
     def update(self, window: ClosedWindow, reference: Reference | None) -> list[Finding]:
         raise NotImplementedError
-
-    def _set(self, **state) -> None:
-        """Set private state; detectors whose configuration is a frozen dataclass keep their state this way."""
-        for name, value in state.items():
-            object.__setattr__(self, name, value)
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -131,6 +128,13 @@ class Detector:
             trace_ids=trace_ids,
             **fields,
         )
+
+
+def state(factory):
+    """The field of a frozen dataclass detector that holds its working state: an object made by ``factory`` for each
+    detector, mutable where the detector is not, and not part of its configuration (no ``__init__`` argument, left out
+    of its ``repr``, equality and hash)."""
+    return field(default_factory=factory, init=False, repr=False, compare=False)
 
 
 def examples(exemplars, metric: str | None, match: dict, order: int = 0, at_most: int = 3) -> tuple:

@@ -19,9 +19,9 @@ from scipy import stats
 from ... import semconv
 from ..references import Reference
 from ..windows import ClosedWindow
-from .base import DRIFT, WARNING, Detector, Finding
-from .degradation import SequentialConfig
+from .base import DRIFT, WARNING, Detector, Finding, state
 from .edetector import log_sum_exp, multinomial_increment
+from .sequential import FAST, SequentialConfig
 
 LABELS, FEATURES = "labels", "features"
 
@@ -52,21 +52,25 @@ class CategoryDriftDetector(Detector):
     w_min: float = 0.0
     min_effect: float = 0.05  # total variation distance
     memories: tuple = (10, 50)
+    _streams: dict = state(dict)  # stream name -> _Stream, its working state
     name = "category drift"
     kind = DRIFT
 
     def __post_init__(self):
         if self.source not in (LABELS, FEATURES):
             raise ValueError(f"source must be {LABELS!r} or {FEATURES!r}")
-        self._set(_decay=np.array([1 - 1 / m for m in self.memories]))
-        self.reset()
+
+    @property
+    def _decay(self) -> np.ndarray:
+        """Per memory, the weight the estimate of the mix keeps each window."""
+        return np.array([1 - 1 / m for m in self.memories])
 
     def reset(self) -> None:
-        self._set(_streams={})
+        self._streams.clear()
 
     @classmethod
     def _unit_test_params(cls) -> dict:
-        return {"config": SequentialConfig(false_alarm_days=1.0, window_s=86400.0 / 1000, baseline_windows=20)}
+        return {"config": FAST}
 
     @classmethod
     def _unit_test_window(cls, rng, index, changed):

@@ -1,6 +1,11 @@
-"""Calibrated sequential tests on counts, for the degradation and availability detectors.
+"""Calibrated sequential tests on counts, and the settings every baseline-then-test detector shares.
 
-Each is a mixture of CUSUM e-detectors over a small grid of alternatives, like ``edetector``: every window
+:class:`SequentialConfig` sets the false-alarm budget: an alarm at ``ln A``, with
+``A = false_alarm_days * 86400 / window_s`` windows, so false alarms come at most once per ``false_alarm_days`` on
+average while the baseline holds; ``baseline_windows`` is the length of the baseline (reference) period that the
+rate, accuracy, latency, category, range and availability detectors learn before testing.
+
+Each test is a mixture of CUSUM e-detectors over a small grid of alternatives, like ``edetector``: every window
 multiplies in a factor whose expectation is at most 1 under the null, so alarming at ``ln A`` bounds the average
 run length to false alarm by ``A`` windows.
 
@@ -21,11 +26,27 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from .edetector import log_sum_exp
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    false_alarm_days: float = 30.0
+    window_s: float = 60.0
+    baseline_windows: int = 30
+
+    @property
+    def log_threshold(self) -> float:
+        return math.log(self.false_alarm_days * 86400.0 / self.window_s)
+
+
+FAST = SequentialConfig(false_alarm_days=1.0, window_s=86400.0 / 1000, baseline_windows=20)  # the contract tests':
+# A = 1,000 windows, a 20-window baseline
 
 
 class RateIncrease:

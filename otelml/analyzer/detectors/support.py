@@ -39,9 +39,8 @@ from ... import semconv
 from ..references import Reference
 from ..windows import ClosedWindow
 from .base import INTEGRITY, WARNING, Detector, Finding
-from .degradation import _FAST, SequentialConfig
 from .edetector import log_sum_exp
-from .sequential import RateIncrease, upper_bound
+from .sequential import FAST, RateIncrease, SequentialConfig, upper_bound
 
 OUTSIDE, NONFINITE = "outside the reference range", "not finite"
 ALPHA_REF = 5e-3  # share of reference samples whose range may leave more outside than the bound says
@@ -77,7 +76,7 @@ class InputRangeDetector(Detector):
 
     @classmethod
     def _unit_test_params(cls) -> dict:
-        return dict(_FAST)
+        return {"config": FAST}
 
     @classmethod
     def _unit_test_reference(cls, rng) -> Reference:
