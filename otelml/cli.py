@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -93,6 +94,18 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def _check_readable(config, *settings: str) -> None:
+    """ValueError naming the setting whose file cannot be read."""
+    for name in settings:
+        path = getattr(config, name)
+        if path is not None:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise ValueError(f"{name}: cannot read {path}: {exc.strerror or exc}") from None
+
+
 def _analyzer(args) -> int:
     from .analyzer import config as analyzer_config
     from .analyzer.server import Server
@@ -122,6 +135,7 @@ def _analyzer(args) -> int:
             tls_key=args.tls_key,
             auth_token=args.auth_token,
         )
+        _check_readable(config, "tls_cert", "tls_key")  # before the state directory is made
         server = Server(config).start()
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"otelml analyzer: {exc}", file=sys.stderr)
@@ -135,15 +149,36 @@ def _analyzer(args) -> int:
     return 0
 
 
+STORE_FILE = "otelml.sqlite3"  # the database a state directory holds (analyzer.store.Store)
+
+
+class _NoState(Exception):
+    """A command that needs existing state was pointed at a directory that holds none."""
+
+
+def _existing_store(state_dir: str):
+    """The store at ``state_dir``, which must exist: a command that only reads or changes state never creates a
+    directory or database (a mistyped ``--state-dir`` must not leave an empty store behind)."""
+    from .analyzer.store import Store
+
+    if not os.path.isdir(state_dir):
+        raise _NoState(f"no state at {state_dir}: the directory does not exist (check --state-dir)")
+    if not os.path.isfile(os.path.join(state_dir, STORE_FILE)):
+        raise _NoState(f"no state at {state_dir}: it holds no {STORE_FILE} (check --state-dir)")
+    return Store(state_dir)
+
+
 def _reference(args) -> int:
     from .analyzer import datasets, references
     from .analyzer.store import CANDIDATE, PINNED, ReferenceActionError, Store
 
-    store = Store(args.state_dir)
+    store = None
     try:
         if args.action == "build":
+            # The inputs first: a missing or unreadable file fails before any state directory is made.
             names, numeric, skipped = datasets.load(args.data)
             ref = references.from_data(args.model, args.version, names, numeric, "dataset: " + ", ".join(args.data))
+            store = Store(args.state_dir)
             status = CANDIDATE if store.pinned(args.model, args.version) is not None else PINNED
             store.add_reference(ref, status)
             print(
@@ -155,7 +190,9 @@ def _reference(args) -> int:
                     f"a pinned reference exists; to replace it: otelml reference promote --model {args.model} "
                     f"--version {args.version} --hash {ref.hash} --state-dir {args.state_dir}"
                 )
-        elif args.action == "show":
+            return 0
+        store = _existing_store(args.state_dir)
+        if args.action == "show":
             shown = [dict(ref.summary(), status=status) for status, ref in store.references(args.model, args.version)]
             print(json.dumps(shown, indent=2))
         elif args.action == "pin":
@@ -164,20 +201,24 @@ def _reference(args) -> int:
         else:
             replaced = store.promote(args.model, args.version, args.hash)
             print(f"promoted {args.hash} for {args.model} {args.version}; it replaces {replaced}")
-    except (ReferenceActionError, ValueError, OSError) as exc:
+    except (ReferenceActionError, _NoState, ValueError, OSError) as exc:
         print(f"otelml reference {args.action}: {exc}", file=sys.stderr)
         return 1
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     return 0
 
 
 def _state(args) -> int:
     """``otelml state migrate``: bring back the references an earlier otelml pickled, if the operator trusts them."""
     from .analyzer.references import Reference, content_hash
-    from .analyzer.store import Store
 
-    store = Store(args.state_dir)  # sets an earlier otelml's pickles aside, unread
+    try:
+        store = _existing_store(args.state_dir)  # sets an earlier otelml's pickles aside, unread
+    except (_NoState, OSError) as exc:
+        print(f"otelml state {args.action}: {exc}", file=sys.stderr)
+        return 1
     try:
         legacy = store.legacy_references()
         if not args.trust_pickles:
@@ -204,64 +245,166 @@ def _state(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="otelml", description="OpenTelemetry-native monitoring of ML models")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("version", help="print the version")
-    sink = sub.add_parser("sink", help="receive OTLP and print what arrives")
-    sink.add_argument("--grpc", type=_split, default=("127.0.0.1", 4317), metavar="HOST:PORT")
-    sink.add_argument("--http", type=_split, default=("127.0.0.1", 4318), metavar="HOST:PORT")
-    sink.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help unless the text already names its default (options whose default
+    comes from the analyzer's settings say it in their text, since their argparse default is None)."""
 
-    analyzer = sub.add_parser("analyzer", help="run the analysis service")
-    analyzer.add_argument("--otlp-grpc", metavar="HOST:PORT", help="OTLP/gRPC receiver (default 127.0.0.1:4317)")
-    analyzer.add_argument("--otlp-http", metavar="HOST:PORT", help="OTLP/HTTP receiver (default 127.0.0.1:4318)")
-    analyzer.add_argument("--http", metavar="HOST:PORT", help="health, status and query API (default 127.0.0.1:8080)")
-    analyzer.add_argument("--state-dir", metavar="DIR", help="where state is kept (default ./otelml-state)")
-    analyzer.add_argument("--config", metavar="FILE", help="TOML (or YAML) file with the same settings")
-    analyzer.add_argument("--window", type=float, metavar="SECONDS", help="window length (default 60)")
-    analyzer.add_argument("--lateness", type=float, metavar="SECONDS", help="allowed lateness (default 30)")
-    analyzer.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="close windows after silence (120)")
-    analyzer.add_argument("--warmup", type=int, metavar="N", help="observations per feature for a live reference")
-    analyzer.add_argument(
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _command(sub, name: str, text: str):
+    """A subcommand with ``text`` as its line in the parent's help and as its own description."""
+    return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".", formatter_class=_HelpFormatter)
+
+
+ANALYZER_OPTIONS = (  # (flag, type, metavar, help): each default is the analyzer's (analyzer.config.AnalyzerConfig)
+    ("--otlp-grpc", str, "HOST:PORT", "OTLP/gRPC receiver address (default: 127.0.0.1:4317)"),
+    ("--otlp-http", str, "HOST:PORT", "OTLP/HTTP receiver address (default: 127.0.0.1:4318)"),
+    ("--http", str, "HOST:PORT", "health, status page and query API address (default: 127.0.0.1:8080)"),
+    ("--state-dir", str, "DIR", "where journal, references and checkpoints are kept (default: ./otelml-state)"),
+    ("--window", float, "SECONDS", "length of the tumbling windows detectors test (default: 60)"),
+    ("--lateness", float, "SECONDS", "how long a window waits for late points before it closes (default: 30)"),
+    ("--idle-timeout", float, "SECONDS", "close open windows after this much silence (default: 120)"),
+    (
+        "--warmup",
+        int,
+        "N",
+        "observations per feature before a reference learned from live traffic is pinned and drift detection "
+        "starts, for model versions without a built reference (default: 5000)",
+    ),
+    (
         "--false-alarm-days",
-        type=float,
-        metavar="DAYS",
-        help="each detector: at most one false alarm per model per DAYS on average (default 30)",
-    )
-    analyzer.add_argument("--alerts-endpoint", metavar="URL", help="OTLP endpoint for alerts (log records)")
-    analyzer.add_argument("--alerts-protocol", choices=["grpc", "http/protobuf"])
-    analyzer.add_argument("--tls-cert", metavar="FILE")
-    analyzer.add_argument("--tls-key", metavar="FILE")
-    analyzer.add_argument("--auth-token", metavar="TOKEN", help="bearer token required by every listener")
-    analyzer.add_argument("--log-format", choices=["text", "json"], default="text", help="json: one object a line")
+        float,
+        "DAYS",
+        "each detector raises at most one false alarm per model per DAYS on average (default: 30)",
+    ),
+    (
+        "--alerts-endpoint",
+        str,
+        "URL",
+        "OTLP endpoint alerts are sent to as log records (default: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_ENDPOINT; with neither, alerts are only logged)",
+    ),
+    (
+        "--alerts-protocol",
+        str,
+        "PROTOCOL",
+        "grpc or http/protobuf, for --alerts-endpoint (default: OTEL_EXPORTER_OTLP_LOGS_PROTOCOL or "
+        "OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)",
+    ),
+    ("--tls-cert", str, "FILE", "PEM certificate: every listener serves TLS (needs --tls-key; default: plain text)"),
+    ("--tls-key", str, "FILE", "PEM private key of --tls-cert (default: none)"),
+    (
+        "--auth-token",
+        str,
+        "TOKEN",
+        "bearer token every listener requires (default: OTELML_AUTH_TOKEN, else none: no authentication)",
+    ),
+)
 
-    reference = sub.add_parser("reference", help="manage reference distributions")
-    actions = reference.add_subparsers(dest="action", required=True)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otelml", description="OpenTelemetry-native monitoring of ML models", formatter_class=_HelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _command(sub, "version", "print the version")
+    sink = _command(sub, "sink", "receive OTLP and print what arrives (a quick check of an app's telemetry)")
+    sink.add_argument(
+        "--grpc",
+        type=_split,
+        default=("127.0.0.1", 4317),
+        metavar="HOST:PORT",
+        help="OTLP/gRPC address to listen on (default: 127.0.0.1:4317)",
+    )
+    sink.add_argument(
+        "--http",
+        type=_split,
+        default=("127.0.0.1", 4318),
+        metavar="HOST:PORT",
+        help="OTLP/HTTP address to listen on, on the same host as --grpc (default: 127.0.0.1:4318)",
+    )
+    sink.add_argument(
+        "--seconds", type=float, default=None, metavar="N", help="stop after N seconds (default: run until Ctrl-C)"
+    )
+
+    analyzer = _command(sub, "analyzer", "run the analysis service: OTLP in, windows, detectors, alerts out")
+    analyzer.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML (or YAML) file with these settings and more, under [analyzer]; flags override it "
+        "(default: none, the defaults below)",
+    )
+    for flag, kind, metavar, text in ANALYZER_OPTIONS:
+        if flag == "--alerts-protocol":
+            analyzer.add_argument(flag, choices=["grpc", "http/protobuf"], metavar=metavar, help=text)
+        else:
+            analyzer.add_argument(flag, type=kind, metavar=metavar, help=text)
+    analyzer.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text: one readable line per record; json: one JSON object per line",
+    )
+
+    reference = _command(sub, "reference", "build, list, pin and promote reference distributions")
+    actions = reference.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, help_text in [
-        ("build", "build a reference from data files (CSV, .npy, Parquet)"),
-        ("show", "list references"),
+        ("build", "build a reference from data files (CSV, .npy, Parquet); pinned if the version has none"),
+        ("show", "list the references in a state directory (reads only)"),
         ("pin", "pin a candidate for a version that has no pinned reference"),
         ("promote", "replace the pinned reference by a candidate (logged)"),
     ]:
-        p = actions.add_parser(action, help=help_text)
-        p.add_argument("--state-dir", required=True, metavar="DIR")
-        p.add_argument("--model", required=action != "show")
-        p.add_argument("--version", required=action != "show")
+        p = _command(actions, action, help_text)
+        p.add_argument(
+            "--state-dir",
+            required=True,
+            metavar="DIR",
+            help="the analyzer's state directory"
+            + (" (required; created if missing)" if action == "build" else " (required; must exist)"),
+        )
+        if action == "show":
+            p.add_argument("--model", help="list only this model's references (default: all models)")
+            p.add_argument("--version", help="list only this version's references (default: all versions)")
+        else:
+            p.add_argument("--model", required=True, help="the model's name, as its telemetry carries it (required)")
+            p.add_argument("--version", required=True, help="the model version (required)")
         if action in ("pin", "promote"):
-            p.add_argument("--hash", required=True)
+            p.add_argument("--hash", required=True, help="the candidate's hash, as build or show prints it (required)")
         if action == "build":
-            p.add_argument("data", nargs="+", metavar="DATA")
-    state = sub.add_parser("state", help="manage the state directory")
-    state_actions = state.add_subparsers(dest="action", required=True)
-    migrate = state_actions.add_parser("migrate", help="bring back references an earlier otelml pickled")
-    migrate.add_argument("--state-dir", required=True, metavar="DIR")
+            p.add_argument(
+                "data",
+                nargs="+",
+                metavar="DATA",
+                help="data files of one model's inputs, a column per feature; read before anything is created",
+            )
+
+    state = _command(sub, "state", "maintain a state directory")
+    state_actions = state.add_subparsers(dest="action", required=True, metavar="ACTION")
+    migrate = _command(state_actions, "migrate", "bring back references an earlier otelml pickled")
     migrate.add_argument(
-        "--trust-pickles", action="store_true", help="load the pickles: only for a file no one else could write"
+        "--state-dir", required=True, metavar="DIR", help="the analyzer's state directory (required; must exist)"
     )
-    demo = sub.add_parser("demo", help="the whole loop on one machine in about a minute")
-    demo.add_argument("--http", default="127.0.0.1:8080", help="status page address")
-    demo.add_argument("--state-dir")
+    migrate.add_argument(
+        "--trust-pickles",
+        action="store_true",
+        help="load the pickles, which can run any code: only for a file no one else could write "
+        "(default: off, only count them)",
+    )
+    demo = _command(sub, "demo", "the whole loop on one machine in about a minute (needs river and scikit-learn)")
+    demo.add_argument(
+        "--http", default="127.0.0.1:8080", metavar="HOST:PORT", help="status page address; port 0 picks a free one"
+    )
+    demo.add_argument("--state-dir", metavar="DIR", help="analyzer state (default: a new temporary directory)")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
         from . import demo as demo_module

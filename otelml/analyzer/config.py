@@ -59,19 +59,29 @@ class AnalyzerConfig:
         for f in fields(self):
             _check_type(f.name, f.type, getattr(self, f.name))
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("TLS needs both tls_cert and tls_key")
+            missing, given = ("tls_key", "tls_cert") if self.tls_key is None else ("tls_cert", "tls_key")
+            raise ValueError(f"{missing} is not set: TLS needs both tls_cert and tls_key, and only {given} is")
         for name in ("warmup", "max_inflight", "baseline_windows", "alert_resolve_windows", "alert_update_windows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         for name in ("checkpoint_interval", "false_alarm_days", "confidence_minutes", "max_wait"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        self.state_config()  # validates window, lateness, idle timeout
+        # The state's own check names all three rules at once; this one names the setting that breaks its rule.
+        for name, ok, rule in (
+            ("window", self.window > 0, "positive"),
+            ("lateness", self.lateness >= 0, "at least 0"),
+            ("idle_timeout", self.idle_timeout > 0, "positive"),
+        ):
+            if not ok:
+                raise ValueError(f"{name} must be {rule} (seconds), got {getattr(self, name)!r}")
+        self.state_config()
         between = self.false_alarm_days * 86400 / self.window
         if between < MIN_WINDOWS_PER_FALSE_ALARM:
             raise ValueError(
                 f"false_alarm_days = {self.false_alarm_days!r} at window = {self.window!r} s allows a false alarm "
-                f"every {between:.3g} windows; it must be at least {MIN_WINDOWS_PER_FALSE_ALARM}"
+                f"every {between:.3g} windows; it must be at least {MIN_WINDOWS_PER_FALSE_ALARM}: false_alarm_days "
+                f"must be at least {MIN_WINDOWS_PER_FALSE_ALARM * self.window / 86400:.3g} at this window"
             )
         if self.min_effect < 0:
             raise ValueError(f"min_effect must be at least 0, got {self.min_effect!r}")
