@@ -33,8 +33,12 @@ browser:
 # The production-path tests (tests/test_collector.py, tests/test_scaleout.py) run the collector built from
 # collector/builder-config.yaml and Jaeger v2, both with Go through the Go module proxy, and Debian's prometheus:
 # collector/build.sh builds or installs each once (cached under ~/.cache/otelml). Where Go or root is missing, those
-# tests are skipped with the reason; with CI=true they fail instead.
+# tests are skipped with the reason; with CI=true they fail instead. build.sh reports its progress on stderr (a line
+# when a build starts, one every 5 minutes while it runs, one when it is done); its stdout, the binaries' paths, is
+# not needed here.
 binaries:
+	@echo "binaries: the collector, Jaeger and prometheus for the production-path tests (collector/build.sh;" \
+		"the first time, Go compiles for 20-40 minutes; cached under $${OTELML_CACHE:-~/.cache/otelml})"
 	@collector/build.sh all >/dev/null || { status=$$?; [ $$status = 2 ] || exit $$status; \
 		echo "some binaries cannot be had here: the tests that need them will be skipped"; }
 

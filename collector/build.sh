@@ -26,16 +26,44 @@ key() { cat "$@" | sha256sum | cut -c1-16; }
 
 need_go() { command -v go >/dev/null || unavailable "go is not on PATH: cannot build $1 (install Go 1.25 or later)"; }
 
+# Progress goes to stderr, a few lines a build: what is built, a line every $OTELML_PROGRESS_S seconds (default 300)
+# while it runs, and how long it took; stdout carries only the binary's path.
+progress_every="${OTELML_PROGRESS_S:-300}"
+heartbeat=""
+
+# Every $progress_every seconds, says that $1 is still being built; ends within a second of this script. It holds
+# neither the lock nor stdout, so that nothing waits on it.
+still_building() {
+	exec 9>&- 1>&2
+	local since=0
+	while kill -0 $$ 2>/dev/null; do
+		sleep 1
+		since=$((since + 1))
+		[ $((since % progress_every)) = 0 ] && echo "$1: still building ($((since / 60)) min so far)"
+	done
+}
+
 # Runs "$2 $3..." to produce the binary at $1 unless it exists; one build at a time per cache.
 build_once() {
-	local out="$1"
+	local out="$1" name
+	name="$(basename "$out")"
 	shift
 	if [ ! -x "$out" ]; then
 		exec 9>"$cache/build.lock"
-		flock 9
+		flock -n 9 || {
+			echo "$name: waiting for another build in $cache to finish" >&2
+			flock 9
+		}
 		if [ ! -x "$out" ]; then
 			local started=$SECONDS
+			echo "$name: not in the cache; building it with Go (the first build takes 20-40 minutes, then it is" \
+				"cached under $cache)" >&2
+			still_building "$name" &
+			heartbeat=$!
+			trap '[ -z "$heartbeat" ] || kill "$heartbeat" 2>/dev/null || true' EXIT
 			"$@" >&2
+			kill "$heartbeat" 2>/dev/null || true
+			heartbeat=""
 			echo "built $out in $((SECONDS - started)) s" >&2
 		fi
 		exec 9>&-
