@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,8 @@ PHASES = (  # (name, seconds)
     ("swapped model: same version, tampered weights", 8),
 )
 EXPECTED = {"drift", "performance", "integrity", "adversarial"}
+CALLER_KEY = "demo caller key"
+CALLERS = ("mallory", "trudy", "nightly-job", *(f"user-{i}" for i in range(200)))  # every caller the demo simulates
 _SETTINGS = """[analyzer]
 window = 1
 lateness = 0
@@ -90,12 +93,27 @@ def _evasion_probes(model, x, rng, count=400):
     return np.array(found[:count])
 
 
+def caller_names(key: str = CALLER_KEY, callers=CALLERS) -> dict:
+    """The demo's own name for each caller id its alerts can carry. Only the demo can say this: it holds the key and
+    the identities; what goes on the wire, and what the analyzer and the SIEM see, is the keyed hash alone."""
+    from ._callers import CallerHasher
+
+    hasher = CallerHasher(key.encode())
+    return {hasher.id(name): name for name in callers}
+
+
+def name_callers(text: str, names: dict) -> str:
+    """``text`` with the demo's name after every caller id it knows: ``caller 3fa2... (mallory)``."""
+    return re.sub(r"\b[0-9a-f]{32}\b", lambda m: f"{m[0]} ({names[m[0]]})" if m[0] in names else m[0], text)
+
+
 class _Printer(threading.Thread):
-    """Prints alert records as they reach the receiver."""
+    """Prints alert records as they reach the receiver, with the demo's name next to each hashed caller id."""
 
     def __init__(self, sink):
         super().__init__(daemon=True)
         self.sink, self.seen, self.kinds, self.stop = sink, 0, set(), threading.Event()
+        self.names = caller_names()
 
     def run(self):
         from .testing import attributes
@@ -114,7 +132,8 @@ class _Printer(threading.Thread):
                 self.kinds.add(attrs[semconv.ALERT_KIND])
                 trace = record.trace_id.hex()[:12] if record.trace_id else "-"
                 print(
-                    f"    ALERT [{record.severity_text:5s}] {attrs[semconv.ALERT_STATE]:8s} {record.body.string_value}"
+                    f"    ALERT [{record.severity_text:5s}] {attrs[semconv.ALERT_STATE]:8s} "
+                    f"{name_callers(record.body.string_value, self.names)}"
                     f"  (trace {trace}...)",
                     flush=True,
                 )
@@ -177,7 +196,7 @@ def _run(endpoint, names, x, model, tampered, probes, rng, printer) -> None:
     otelml.configure(
         endpoint=endpoint,
         service_name="phishing-service",
-        caller_key="demo caller key",
+        caller_key=CALLER_KEY,
         set_global_tracer_provider=False,
         export_interval_s=1.0,  # in the background, on the SDK's grid: one export a window, the calls never wait for it
     )
