@@ -148,3 +148,20 @@ def test_reference_build_with_a_missing_file_creates_nothing(tmp_path, capsys):
     assert cli.main([*command, str(data), str(missing)]) == 1
     assert str(missing) in capsys.readouterr().err
     assert not state_dir.exists()
+
+
+def test_a_config_file_that_cannot_be_read_is_named_and_nothing_is_created(tmp_path, capsys):
+    state_dir = tmp_path / "state"
+    missing, broken, unknown = tmp_path / "missing.toml", tmp_path / "broken.toml", tmp_path / "unknown.toml"
+    broken.write_text("[analyzer]\nwindow =\n")
+    unknown.write_text("[analyzer]\nwindw = 30\n")
+    for path, message in [
+        (missing, f"config: cannot read {missing}"),
+        (broken, f"config: {broken} is not valid TOML"),
+        (unknown, "unknown settings in"),
+    ]:
+        assert cli.main(["analyzer", "--state-dir", str(state_dir), "--config", str(path)]) == 1
+        error = capsys.readouterr().err
+        assert message in error, error
+        assert not state_dir.exists()
+    assert "windw" in error

@@ -112,8 +112,11 @@ def _check_type(name: str, annotation: str, value) -> None:
 
 
 def _read_file(path: str) -> dict:
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ValueError(f"config: cannot read {path}: {exc.strerror or exc}") from None
     if path.endswith((".yaml", ".yml")):
         try:
             import yaml
@@ -123,7 +126,10 @@ def _read_file(path: str) -> dict:
     else:
         import tomllib
 
-        data = tomllib.loads(raw.decode())
+        try:
+            data = tomllib.loads(raw.decode())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"config: {path} is not valid TOML: {exc}") from None
     return data.get("analyzer", data)
 
 
