@@ -1,8 +1,15 @@
-"""The ``otelml`` command.
+"""The ``otelml`` command (``otelml --help``, ``otelml COMMAND --help``: each option with its default).
 
-otelml version                          print the version
-otelml sink [--grpc HOST:PORT] [--http HOST:PORT] [--seconds N]
-                                        receive OTLP and print what arrives (a quick check of an app's telemetry)
+otelml version                    print the version
+otelml sink                       receive OTLP and print what arrives (a quick check of an app's telemetry)
+otelml analyzer                   run the analysis service
+otelml reference build|show|pin|promote
+                                  manage reference distributions
+otelml state migrate              bring back references an earlier otelml pickled
+otelml demo                       the whole loop on one machine in about a minute
+
+Commands that read or change existing state (``reference show``, ``pin``, ``promote``, ``state migrate``) never
+create a state directory; every command checks its inputs before it creates anything.
 """
 
 from __future__ import annotations
