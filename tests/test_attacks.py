@@ -265,9 +265,9 @@ def test_a_float32_client_of_public_rows_is_not_novel_and_a_thief_still_is():
 
 
 def test_a_count_is_rare_only_at_twice_what_all_but_one_in_rarity_callers_reached():
-    from otelml.analyzer.attacks import _ModelTraffic
+    from otelml.analyzer.attacks.traffic import ModelTraffic
 
-    traffic = _ModelTraffic(AttackConfig(min_population=1000, extraction_rarity=1000), bits=64, seed=0)
+    traffic = ModelTraffic(AttackConfig(min_population=1000, extraction_rarity=1000), bits=64, seed=0)
     traffic.callers_seen = 3000
     levels = [traffic.climb(traffic.reached, -1, 10)[0] for _ in range(2993)]  # most callers reach 10 ...
     levels += [traffic.climb(traffic.reached, -1, 30)[0] for _ in range(5)]  # ... five reach 30
@@ -416,3 +416,31 @@ def test_attack_state_resumes_from_a_checkpoint_and_one_of_another_format_starts
     analyzer = Analyzer(config)
     assert not analyzer.attacks.callers and analyzer.attacks.format == FORMAT
     analyzer.close()
+
+
+def random_print(rng, words=1):
+    """A random fingerprint (SimHash words, then a random digest)."""
+    return rng.integers(0, 2**64, size=words + 1, dtype=np.uint64)
+
+
+def near(base, rng, flips=3):
+    """``base`` with ``flips`` random SimHash bits flipped and a new digest."""
+    out = base.copy()
+    for bit in rng.choice(64 * (base.size - 1), size=flips, replace=False):
+        out[bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
+    out[-1] = rng.integers(0, 2**63, dtype=np.uint64)
+    return out
+
+
+def test_a_caller_walking_one_bit_at_a_time_among_random_traffic_is_an_evasion_prober():
+    """The package's example: 40 ordinary callers asking random inputs, then mallory walks, each query one bit
+    from the last."""
+    watch, rng = CallerWatch(), np.random.default_rng(0)
+    for i in range(400):
+        watch.observe("m", "1", f"c{i % 40}", [random_print(rng)], "t", "s", i)
+    walk = [random_print(rng)]
+    for _ in range(60):
+        walk.append(near(walk[-1], rng, flips=1))
+    found = [f for i, x in enumerate(walk) for f in watch.observe("m", "1", "mallory", [x], "t", "s", 400 + i)]
+    assert any(f.detector == "evasion probing" for f in found)
+    assert not any(f.details["caller"] != "mallory" for f in found)

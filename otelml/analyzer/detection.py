@@ -208,18 +208,15 @@ class Detection:
         )
         if output is None or not _inputs_judged(window, inputs) or inputs.value >= inputs.threshold / 2:
             return None
-        return Finding(
+        return Finding.on(
+            window,
             kind=INTEGRITY,
             detector=detector,
-            model=window.model,
-            version=window.version,
             feature=None,
             statistic="output log statistic while inputs are stable",
             value=output.value,
             threshold=output.threshold,
             alarm=True,
-            window_start_unix_nano=window.start_unix_nano,
-            window_end_unix_nano=window.end_unix_nano,
             e_value=output.e_value,
             effect=output.effect,
             effect_size=output.effect_size,

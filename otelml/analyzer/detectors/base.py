@@ -50,6 +50,24 @@ class Finding:
     trace_ids: tuple = ()  # example calls: (trace id, span id) hex pairs from the window's exemplars
     details: dict = field(default_factory=dict)
 
+    @classmethod
+    def on(cls, judged, **fields) -> Finding:
+        """The one constructor of findings, window-fed and span-fed alike: ``judged`` is what was judged, anything
+        with ``model``, ``version``, ``start_unix_nano`` and ``end_unix_nano`` (a closed window; for the per-caller
+        tests, ``attacks.watch.Queries``: a caller's queries from the first of a suspicious run to the latest)."""
+        return cls(
+            model=judged.model,
+            version=judged.version,
+            window_start_unix_nano=judged.start_unix_nano,
+            window_end_unix_nano=judged.end_unix_nano,
+            **fields,
+        )
+
+
+def log_e_value(value: float) -> float:
+    """The e-value of a log statistic, ``exp(value)`` kept finite."""
+    return math.exp(min(value, 700))
+
 
 class Detector:
     """Base class: subclasses set ``name`` and ``kind`` and implement ``update`` and ``reset``; ``example_metric``
@@ -106,7 +124,7 @@ class Detector:
             value=value,
             threshold=threshold,
             alarm=alarm,
-            e_value=math.exp(min(value, 700)) if e_value is None else e_value,
+            e_value=log_e_value(value) if e_value is None else e_value,
             p_value=p_value,
             effect=effect,
             effect_size=effect_size,
@@ -118,16 +136,7 @@ class Detector:
         feature = fields.get("feature") or next(iter(fields.get("details", {}).get("features", [])), None)
         match = {**self.example_match, **({semconv.FEATURE_NAME: feature} if feature else {})}
         trace_ids = examples(window.exemplars, self.example_metric, match, self.example_order)
-        return Finding(
-            kind=self.kind,
-            detector=self.name,
-            model=window.model,
-            version=window.version,
-            window_start_unix_nano=window.start_unix_nano,
-            window_end_unix_nano=window.end_unix_nano,
-            trace_ids=trace_ids,
-            **fields,
-        )
+        return Finding.on(window, kind=self.kind, detector=self.name, trace_ids=trace_ids, **fields)
 
 
 def state(factory):
