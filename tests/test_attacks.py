@@ -1,10 +1,13 @@
 """Per-caller attack detection on small, seeded campaigns: rates over seeds, never exact alarm indices."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from otelml._callers import Fingerprinter
 from otelml.analyzer.attacks import AttackConfig, CallerWatch, parse_fingerprint
+from otelml.analyzer.attacks.detectors import REGISTRY
 
 FEATURES = 9
 CENTRES = np.random.default_rng(1).normal(0, 2, size=(6, FEATURES))
@@ -444,3 +447,74 @@ def test_a_caller_walking_one_bit_at_a_time_among_random_traffic_is_an_evasion_p
     found = [f for i, x in enumerate(walk) for f in watch.observe("m", "1", "mallory", [x], "t", "s", 400 + i)]
     assert any(f.detector == "evasion probing" for f in found)
     assert not any(f.details["caller"] != "mallory" for f in found)
+
+
+def _ordinary(rng, queries, callers):
+    return [(f"benign-{int(rng.integers(callers))}", random_print(rng)) for _ in range(queries)]
+
+
+def _walker(rng, changed):
+    stream = _ordinary(rng, 400, 40)
+    walk = [random_print(rng)]
+    for _ in range(60):
+        walk.append(near(walk[-1], rng, flips=1))
+    return stream + [("mallory", x) for x in walk] if changed else stream + _ordinary(rng, 60, 40)
+
+
+def _campaign(rng, changed):
+    """Twenty accounts asking about one point (a bit from it), spread among ordinary traffic."""
+    stream, centre = _ordinary(rng, 2000, 200), random_print(rng)
+    for i in range(60):
+        stream += [
+            (f"sybil-{i % 20}", near(centre, rng, flips=1)) if changed else _ordinary(rng, 1, 40)[0]
+        ] + _ordinary(rng, 2, 40)
+    return stream
+
+
+def _thief(rng, changed):
+    """A caller asking far more than anyone (200 ordinary callers with about 20 queries each)."""
+    stream = _ordinary(rng, 4000, 200)
+    for _ in range(300):
+        stream += [("thief", random_print(rng))] if changed else _ordinary(rng, 1, 200)
+        stream += _ordinary(rng, 1, 200)
+    return stream
+
+
+# per registered caller detector: a stream of (caller, fingerprint), stationary or with the attack it must find,
+# and the configuration it is tested with
+CONTRACT = {
+    "evasion probing": (_walker, {}),
+    "split probing": (_campaign, {"recent": 256}),
+    "extraction": (_thief, {"min_population": 100}),
+}
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_contract_every_registered_caller_detector(name):
+    """Every span-fed detector has a name, the adversarial kind, a statistic and a threshold, a frozen
+    configuration, is silent on ordinary traffic and finds its attack there, alone, in findings of its own."""
+    from otelml.analyzer.detectors.base import ADVERSARIAL
+
+    assert name in CONTRACT, f"add a stream for {name} to CONTRACT"
+    stream, params = CONTRACT[name]
+    config = AttackConfig(**params)
+    detector = REGISTRY[name](config)
+    assert detector.name == name and detector.kind == ADVERSARIAL and detector.statistic and detector.threshold > 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        detector.config.false_alarms = 2
+    for changed in (False, True):
+        watch = CallerWatch(config, tests=(name,))
+        found = []
+        for i, (caller, x) in enumerate(stream(np.random.default_rng(7), changed)):
+            found += watch.observe("m", "1", caller, [x], "t", "s", i)
+        assert all(f.detector == name and f.kind == ADVERSARIAL and f.alarm and f.model == "m" for f in found)
+        assert all(f.statistic and f.threshold > 0 and f.severity in ("warning", "critical") for f in found)
+        if changed:
+            assert found and not [f for f in found if f.details["caller"].startswith("benign")], found
+        else:
+            assert not found, found
+
+
+def test_unknown_caller_detectors_are_refused():
+    with pytest.raises(ValueError, match="unknown caller detectors"):
+        CallerWatch(tests=("evasion probing", "telepathy"))

@@ -36,7 +36,7 @@ _HEADER = struct.Struct(">HI")  # format version, JSON length
 _MODULES = (  # the modules whose classes may be in the analyzer's state
     "otelml.histogram",
     *(f"otelml.analyzer.{name}" for name in ("alerts", "detection", "points", "references", "state")),
-    *(f"otelml.analyzer.attacks.{name}" for name in ("answered", "bets", "config", "traffic", "watch")),
+    *(f"otelml.analyzer.attacks.{name}" for name in ("answered", "bets", "config", "detectors", "traffic", "watch")),
     *(f"otelml.analyzer.{name}" for name in ("streams", "windows")),
     *(f"otelml.analyzer.detectors.{name}" for name in ("accuracy", "availability", "base", "categories")),
     *(f"otelml.analyzer.detectors.{name}" for name in ("confidence", "drift", "edetector", "latency", "rates")),

@@ -60,12 +60,25 @@ at all. Callers who ask about a narrow region in no particular order (a shop que
 exchangeable and do not alarm.
 
 The package: ``fingerprints`` (parsing, distances), ``answered`` (which inputs ordinary callers asked before),
-``bets`` (the CUSUM e-detector on wins), ``traffic`` (one model's traffic), ``config`` (``AttackConfig``) and
-``watch`` (``CallerWatch``, the tests themselves). Example: ``tests/test_attacks.py``.
+``bets`` (the CUSUM e-detector on wins), ``traffic`` (one model's traffic), ``config`` (``AttackConfig``),
+``detectors`` (the three tests as classes, and their registry) and ``watch`` (``CallerWatch``, which feeds them).
+Example: ``tests/test_attacks.py``.
 """
 
 from .config import AttackConfig
+from .detectors import REGISTRY, CallerDetector
 from .fingerprints import distances, knn, parse_fingerprint, same, walked
 from .watch import FORMAT, CallerWatch
 
-__all__ = ["FORMAT", "AttackConfig", "CallerWatch", "distances", "knn", "parse_fingerprint", "same", "walked"]
+__all__ = [
+    "FORMAT",
+    "REGISTRY",
+    "AttackConfig",
+    "CallerDetector",
+    "CallerWatch",
+    "distances",
+    "knn",
+    "parse_fingerprint",
+    "same",
+    "walked",
+]
