@@ -213,3 +213,15 @@ def test_limits_must_be_positive():
             Limits(**bad)
     with pytest.raises(ValueError, match="max_future_s must be a positive float"):
         Limits(max_future_s=float("nan"))
+
+
+def test_one_source_ahead_of_the_clock_does_not_make_other_senders_late():
+    """A point up to max_future_s ahead (a client whose clock runs fast, or a flipped timestamp) is accepted, but it
+    moved the data clock by which quiet models' windows close: every other model's open windows closed at once and
+    their senders' next, on-time points were rejected as late. The data clock no longer runs ahead of arrival."""
+    st = State(StateConfig(window_s=60, lateness_s=0, idle_timeout_s=120, limits=Limits(max_future_s=600)))
+    now = T0 + 10 * W
+    assert apply(st, point("steady", now - S, instance="a"), now=now).accepted == 1
+    assert apply(st, point("skewed", now + 500 * S, instance="b"), now=now).accepted == 1  # 8 minutes ahead
+    on_time = apply(st, point("steady", now + 30 * S, instance="a"), now=now + 31 * S)
+    assert on_time.accepted == 1 and on_time.rejected == 0, on_time.errors

@@ -6,8 +6,8 @@ SDK carries every model of its process, so a source that moved on without a mode
 window closes when the watermark of every source of the model version is ``lateness`` past its end, so one
 replica's export that arrives after another's does not find its window closed; a source whose newest point is
 ``idle_timeout`` behind the newest point of all has gone quiet and no longer holds windows open. Windows of a model gone quiet close when the newest
-point of any model is ``lateness + idle_timeout`` past them, or when nothing at all has arrived for ``idle_timeout``
-of wall-clock time. Replaying recorded telemetry at any speed therefore closes the same windows with the same
+point of any model (no later than its arrival: a source whose clock runs ahead does not move it) is
+``lateness + idle_timeout`` past them, or when nothing at all has arrived for ``idle_timeout`` of wall-clock time. Replaying recorded telemetry at any speed therefore closes the same windows with the same
 contents. A quiet model gets empty windows for its silence, so detectors can see it. A window whose counts are not
 its sources' counts for its span (an export that came late put them in the next window) is marked partial (see
 ``windows``).
@@ -271,7 +271,9 @@ class State:
         mv.points += 1
         mv.max_event_ns = max(mv.max_event_ns, point.time_unix_nano)
         mv.last_arrival_ns = now_ns
-        self.max_event_ns = max(self.max_event_ns, point.time_unix_nano)
+        # the data clock that closes quiet models' windows: a source whose clock runs ahead (points up to max_future_s
+        # are accepted) must not move it past arrival, or every other sender's next points would arrive late
+        self.max_event_ns = max(self.max_event_ns, min(point.time_unix_nano, now_ns))
         self.counts["accepted"] += 1
         touched.add(mv)
         sources.add(point.key.resource)
