@@ -5,9 +5,9 @@ nearness-preserving fingerprint of each input.
   ``with otelml.caller(user_id):`` around calls. The span gets ``otelml.caller.id``: HMAC-SHA256 of the identity
   under the caller key, first 16 bytes in hex. Never the identity itself.
 - Fingerprint: ``@otelml.monitor(fingerprint_bits=64)``. Each input row is standardized (with the mean and sd of the
-  first ``WARM_ROWS`` rows the monitor saw, then fixed; those rows get no fingerprint) and projected on ``fingerprint_bits`` Gaussian directions drawn from
-  the caller key; the signs are the fingerprint (SimHash, Charikar 2002), in hex on ``otelml.input.fingerprint``
-  (one string, or an array for batches of up to 64 rows, the batch size black-box attack tools use), followed by a
+  first ``WARM_ROWS`` rows the monitor saw, then fixed; those rows get no fingerprint) and projected on
+  ``fingerprint_bits`` Gaussian directions drawn from the caller key; the signs are the fingerprint (SimHash,
+  Charikar 2002), in hex on ``otelml.input.fingerprint`` (one string, or an array for batches of up to 64 rows, the batch size black-box attack tools use), followed by a
   dot and a 32-bit keyed digest of the exact row. Both are taken of the row's canonical form (``canonical``: every
   value rounded to float32 precision, -0.0 as 0.0, one NaN), so a client sending float32, float64 or integers gets
   the same fingerprints for the same rows. Inputs at a small angle from each other get fingerprints at a small Hamming distance; the digest tells a

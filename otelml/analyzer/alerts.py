@@ -3,8 +3,9 @@
 One alert per incident: the alarming findings of one detector on one model version (a drift touching 20 features
 is one alert with 20 findings). It fires once; while alarms continue it sends an update at most every
 ``update_windows`` windows, and at once when its severity rises (a warning that becomes critical pages now); it
-resolves after ``resolve_windows`` windows without an alarm. Every record has a stable event id (alert id, state, sequence), so replays after a restart and retries never make a second alert
-downstream. ``min_severity`` drops findings below it.
+resolves after ``resolve_windows`` windows without an alarm. Every record has a stable event id (alert id, state,
+sequence), so replays after a restart and retries never make a second alert downstream. ``min_severity`` drops
+findings below it.
 
 Pure: findings in, record events out; delivery (the durable outbox) is ``outbox``'s job.
 """

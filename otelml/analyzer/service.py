@@ -58,6 +58,7 @@ class Analyzer:
         self._journal_position = 0
         self._last_checkpoint = time.monotonic()
         self.overloaded = 0
+        self.window_failures = 0  # closed windows whose detection or alerting raised (each logged), in /api/health
         self.alerts_queued = False
         self._rejected_unreported = 0
         self._rejections_reported = -_REPORT_REJECTIONS_EVERY_S
@@ -189,8 +190,6 @@ class Analyzer:
             except Exception:  # one model's window must not fail the request, or other models' windows
                 self.window_failures += 1
                 logger.exception("window %s of model %r version %r failed", window.index, window.model, window.version)
-
-    window_failures = 0  # closed windows whose detection or alerting raised (each logged), in /api/health
 
     def _judge(self, window) -> None:
         """Warm-up, detection, attack findings and alerts for one closed window."""

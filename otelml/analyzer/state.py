@@ -5,9 +5,10 @@ send it: replicas, processes); a source's watermark is the end of its newest poi
 SDK carries every model of its process, so a source that moved on without a model's points had no calls of it). A
 window closes when the watermark of every source of the model version is ``lateness`` past its end, so one
 replica's export that arrives after another's does not find its window closed; a source whose newest point is
-``idle_timeout`` behind the newest point of all has gone quiet and no longer holds windows open. Windows of a model gone quiet close when the newest
-point of any model (no later than its arrival: a source whose clock runs ahead does not move it) is
-``lateness + idle_timeout`` past them, or when nothing at all has arrived for ``idle_timeout`` of wall-clock time. Replaying recorded telemetry at any speed therefore closes the same windows with the same
+``idle_timeout`` behind the newest point of all has gone quiet and no longer holds windows open. Windows of a model
+gone quiet close when the newest point of any model (no later than its arrival: a source whose clock runs ahead does
+not move it) is ``lateness + idle_timeout`` past them, or when nothing at all has arrived for ``idle_timeout`` of
+wall-clock time. Replaying recorded telemetry at any speed therefore closes the same windows with the same
 contents. A quiet model gets empty windows for its silence, so detectors can see it. A window whose counts are not
 its sources' counts for its span (an export that came late put them in the next window) is marked partial (see
 ``windows``).

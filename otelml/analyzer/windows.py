@@ -33,6 +33,7 @@ _VALUES = frozenset(  # attributes whose values fold into __other__ past the cap
     (semconv.FEATURE_CATEGORY, semconv.PREDICTION_LABEL, semconv.TRUE_LABEL, semconv.NONFINITE_KIND)
 )
 _UNKNOWN = ((semconv.OTHER_VALUE, semconv.OTHER_VALUE),)  # what attributes of other names fold into
+_TABLES = {"exponential": "histograms", "sum": "counters", "explicit": "explicit"}  # point kind -> its table
 
 
 def window_index(time_unix_nano: int, window_ns: int) -> int:
@@ -57,7 +58,7 @@ class Window:
 
     def capped(self, kind: str, metric: str, extra: tuple, limits) -> tuple:
         """``extra``, or its ``__other__`` stand-in (:func:`fold`) when a new attribute set would pass the caps."""
-        if (metric, extra) in self._by_kind.get(kind, self.gauges):
+        if (metric, extra) in getattr(self, _TABLES.get(kind, "gauges")):
             return extra
         group = (metric, _feature(extra))
         count = self.series.get(group, 0)
@@ -67,10 +68,6 @@ class Window:
             return extra
         folded = fold(extra)
         return extra if folded == extra else folded
-
-    @property
-    def _by_kind(self) -> dict:
-        return {"exponential": self.histograms, "sum": self.counters, "explicit": self.explicit}
 
     def add(self, point: Point, extra: tuple) -> str | None:
         """Add a delta point; returns a reason if it cannot be added."""
