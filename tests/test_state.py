@@ -155,6 +155,7 @@ def test_state_config_is_validated():
 
 def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
     from otelml.analyzer import config
+    from otelml.analyzer.attacks import AttackConfig
 
     path = tmp_path / "analyzer.toml"
     path.write_text('[analyzer]\nwindow = 30\notlp_grpc = "0.0.0.0:14317"\n[analyzer.limits]\nmax_models = 7\n')
@@ -166,6 +167,10 @@ def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
     path.write_text('[analyzer.attacks]\ntrusted = ["gateway-id"]\nfalse_alarms = 1e5\n')
     attacks = config.load(str(path)).attacks
     assert attacks.trusted == ("gateway-id",) and attacks.false_alarms == 1e5 and attacks.max_callers == 20_000
+    expected = AttackConfig(trusted=("gateway-id",))
+    assert attacks == expected and hash(attacks) == hash(expected)  # the file's list became the tuple
+    with pytest.raises(ValueError, match="a tuple when built in code"):
+        AttackConfig(trusted=["gateway-id"])  # a list is made a tuple before construction, by AttackConfig.from_table
     path.write_text("[analyzer]\nwindw = 30\n")
     with pytest.raises(ValueError, match="unknown settings.*windw"):
         config.load(str(path))
