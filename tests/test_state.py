@@ -269,3 +269,15 @@ def test_findings_show_example_calls_of_what_they_saw():
     assert shown(ErrorRateDetector(), feature=None)[0] == "d"
     assert shown(InputRangeDetector(), feature="x1")[:2] == ["b", "h"]
     assert shown(InputRangeDetector(), feature=None, details={"features": ["x0"]})[:2] == ["g", "e"]
+
+
+@pytest.mark.parametrize("history", [20, 1440])
+def test_memory_keeps_the_last_windows_and_the_store_keeps_the_history(history):
+    """A day of one-minute windows per model version was held in memory, though only the last 60 are read there
+    (the store keeps the history)."""
+    from otelml.analyzer.state import IN_MEMORY_WINDOWS
+
+    st = state(limits=Limits(history=history))
+    closed = sum((apply(st, rows(T0 + i * 60 * S + 5 * S, 1)).closed for i in range(100)), [])
+    assert len(closed) >= 90
+    assert len(st.models[("m", "1")].history) == min(history, IN_MEMORY_WINDOWS)

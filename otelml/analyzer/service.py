@@ -113,7 +113,7 @@ class Analyzer:
         self._previous: dict = {}  # (model, version) -> Reference of the previous version, or None
         self._store_version = None  # the store's version when the pinned references were last read; None: never
         for mv in self.state.models.values():
-            mv.history.extend(self.store.windows(mv.model, mv.version, self.config.limits.history))
+            mv.history.extend(self.store.windows(mv.model, mv.version, self.state.config.in_memory_windows))
         self._journal_position = upto
         replayed = 0
         for position, signal, payload, received_ns in self.store.journal_after(upto):

@@ -48,6 +48,11 @@ NEWCOMERS = 65_536  # model versions turned away at the cap that are remembered,
 ROUTES = 65_536  # streams whose routing is cached; the cache starts afresh when full
 _LOG_EVICTIONS_EVERY_NS = 60 * 10**9
 
+# Closed windows a model version keeps in memory: the status page shows the last 60, the comparison with the previous
+# version reads 30. The store keeps ``Limits.history`` (a day of one-minute windows); at the default that cut the
+# memory per version 24-fold.
+IN_MEMORY_WINDOWS = 60
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -57,7 +62,7 @@ class Limits:
     max_versions: int = 50  # per model
     max_features: int = 1000  # per model version
     max_streams: int = 200_000  # cumulative streams remembered for delta conversion
-    history: int = 1440  # closed windows kept per model version
+    history: int = 1440  # closed windows kept per model version in the store (IN_MEMORY_WINDOWS of them in memory)
     max_future_s: float = 600.0  # points timestamped further ahead of the wall clock are rejected
     max_values: int = 1000  # attribute sets per metric and feature in one window; more fold into __other__
     max_series: int = 20_000  # attribute sets in one window, all metrics together; more fold into __other__
@@ -82,6 +87,11 @@ class StateConfig:
     def __post_init__(self):
         if self.window_s <= 0 or self.lateness_s < 0 or self.idle_timeout_s <= 0:
             raise ValueError("window must be positive, lateness non-negative, idle timeout positive")
+
+    @property
+    def in_memory_windows(self) -> int:
+        """Closed windows a model version keeps in memory; the store keeps ``limits.history``."""
+        return min(self.limits.history, IN_MEMORY_WINDOWS)
 
 
 @dataclass(eq=False)
@@ -455,9 +465,9 @@ class State:
         return closed
 
     def remember(self, mv: ModelVersion, window: ClosedWindow) -> None:
-        """Add a closed window to the bounded history (also used when restoring from the store)."""
+        """Add a closed window to the history in memory (also used when restoring from the store)."""
         mv.history.append(window)
-        while len(mv.history) > self.config.limits.history:
+        while len(mv.history) > self.config.in_memory_windows:
             mv.history.popleft()
         mv.windows_closed += 1
         mv.partial_windows += window.partial
