@@ -22,7 +22,7 @@ Caps (:class:`Limits`) bound memory whatever senders send, without locking new m
 ``NEWCOMERS`` newcomers and its points are rejected, so a flood of names sent once evicts nothing), and room is made
 by evicting, in this order: the version on probation that sent data longest ago, then the confirmed version that has
 been idle longest; never one with a pinned reference (``State.pinned``) or a confirmed one that sent data within the
-last ``protect_windows`` windows (of arrival time). Eviction drops the version's open windows and its cumulative
+last ``protect_windows`` windows or ``protect_s`` seconds, whichever is longer (of arrival time). Eviction drops the version's open windows and its cumulative
 streams; its history and references stay in the store, and if it comes back it starts afresh. Evictions are counted
 (``evicted``, and ``evicted_points`` for the points of its open windows) and logged at most once a minute. Inside a
 window, a new attribute set past ``max_values`` per metric and feature, or ``max_series`` in all, is folded into one
@@ -68,6 +68,7 @@ class Limits:
     max_series: int = 20_000  # attribute sets in one window, all metrics together; more fold into __other__
     max_sources: int = 1000  # sources tracked per model version; more are accepted but hold no windows open
     protect_windows: int = 60  # at the cap, a confirmed model version with data this many windows back stays
+    protect_s: float = 600.0  # ... or with data this many seconds back, where that is longer (short windows)
 
     def __post_init__(self):
         for f in fields(self):
@@ -354,7 +355,8 @@ class State:
 
         victims = next(([k] for k in self._probation if k not in self.pinned and alone(k)), None)
         if victims is None:  # nobody on probation: the confirmed version (or model, for a name) idle longest
-            recent = now_ns - self.config.limits.protect_windows * self.window_ns
+            limits = self.config.limits
+            recent = now_ns - max(limits.protect_windows * self.window_ns, int(limits.protect_s * 1e9))
             idle: dict = {}  # model name, or version key -> newest arrival among what would go
             for mv in self.models.values():
                 unit = mv.key if model is not None else mv.model
