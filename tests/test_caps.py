@@ -205,6 +205,19 @@ def test_with_short_windows_a_model_that_sends_every_few_minutes_keeps_its_place
     assert len(st.models) == 3  # the flood filled the cap
 
 
+def test_at_the_cap_on_cumulative_streams_the_one_quiet_longest_makes_room():
+    """Full of cumulative streams, a live model rejected every new one until a restart (replicas that restart with
+    new instance ids fill it). A stream whose last point is over ``protect_s`` old is forgotten to make room."""
+    st = State(StateConfig(window_s=60, lateness_s=0, idle_timeout_s=3600, limits=Limits(max_streams=2)))
+    apply(
+        st, point("m", T0 + S, instance="a", cumulative=True), point("m", T0 + S, instance="b", cumulative=True), now=T0
+    )
+    apply(st, point("m", T0 + 500 * S, instance="a", cumulative=True), now=T0 + 500 * S)  # a is alive, b went
+    assert apply(st, point("m", T0 + 550 * S, instance="c", cumulative=True), now=T0 + 550 * S).rejected == 1
+    assert apply(st, point("m", T0 + 700 * S, instance="c", cumulative=True), now=T0 + 700 * S).accepted == 1
+    assert st.counts["streams_forgotten"] == 1 and {k.resource[0][1] for k in st.deltas.last} == {"a", "c"}
+
+
 def test_eviction_for_a_new_version_stays_within_its_model_and_forgets_its_cumulative_streams():
     st = State(StateConfig(window_s=60, lateness_s=0, idle_timeout_s=3600, limits=Limits(max_versions=2)))
     apply(st, point("m", T0 + S, "1", cumulative=True), point("m", T0 + S, "2", cumulative=True), now=T0)

@@ -244,6 +244,7 @@ class State:
             point.cumulative
             and point.key not in self.deltas.last
             and len(self.deltas) >= self.config.limits.max_streams
+            and not self._forget_idle_stream(now_ns)
         ):
             return f"metric {point.key.metric!r}: over the cap of {self.config.limits.max_streams} cumulative streams"
         if feature is not None and feature not in mv.features:
@@ -344,6 +345,14 @@ class State:
         if first == self._requests:  # turned away earlier in this same request
             return False
         del self._newcomers[fingerprint]
+        return True
+
+    def _forget_idle_stream(self, now_ns: int) -> bool:
+        """At the cap on cumulative streams, make room by forgetting the one with the oldest last point, if that is
+        more than ``protect_s`` old (a replica gone, most likely: exporters repeat cumulative points every interval)."""
+        if not self.deltas.forget_idle(now_ns - int(self.config.limits.protect_s * 1e9)):
+            return False
+        self.counts["streams_forgotten"] += 1
         return True
 
     def _evict(self, model: str | None, now_ns: int) -> bool:
