@@ -4,6 +4,7 @@ import dataclasses
 import math
 
 import numpy as np
+import pytest
 
 from otelml import histogram
 from otelml.analyzer.detectors.edetector import FeatureEDetector
@@ -26,3 +27,17 @@ def test_a_reference_whose_zero_bucket_reaches_infinity_is_usable():
     reference = histogram.from_columns(values)[0]
     detector = FeatureEDetector(dataclasses.replace(reference, zero_threshold=math.inf))
     assert math.isfinite(detector.update(histogram.from_columns(values[:100] * 3)[0]))
+
+
+@pytest.mark.parametrize("low, high", [(1e-200, 3e-200), (1e200, 3e200), (-1e308, 1e308), (1.0, 3.0)])
+def test_the_drift_effect_size_is_the_same_at_any_magnitude(low, high):
+    """Values near 1e-200 made the drift detector's effect size divide by zero (their squares are 0), and values near
+    1e200 gave NaN (found by the fuzz run, the detector failed). The effect is free of the unit, so it is the same
+    at every magnitude."""
+    from otelml.analyzer.detectors.distances import wasserstein_sd
+
+    reference = histogram.from_values(np.full(100, low))
+    live = histogram.from_values(np.r_[np.full(50, low), np.full(50, high)])
+    with np.errstate(all="raise"):
+        assert wasserstein_sd(reference, live) == pytest.approx(1.0)
+        assert wasserstein_sd(live, reference) == pytest.approx(2**0.5)

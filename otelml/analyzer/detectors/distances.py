@@ -46,7 +46,7 @@ def _midpoints(keys, *hists):
     """Midpoint of each bucket key, clipped to the data's range (bucket bounds past it, or inf, mean nothing)."""
     low, high = min(h.min for h in hists), max(h.max for h in hists)
     lower, upper = histogram.key_bounds(keys, hists[0].scale, hists[0].zero_threshold)
-    return (np.clip(lower, low, high) + np.clip(upper, low, high)) / 2
+    return np.clip(lower, low, high) / 2 + np.clip(upper, low, high) / 2  # halves first: no overflow at 1e308
 
 
 def ks(live, reference) -> float:
@@ -72,19 +72,23 @@ def js(live, reference) -> float:
 
 def wasserstein_sd(live, reference) -> float:
     a, b, mid = _common(live, reference)
+    # The ratio is free of the unit, so measure in units of the largest value: squares of values near 1e-200 were 0
+    # (a division by zero) and near 1e200 infinite (NaN), both sent by the fuzzer
+    x = mid / (float(np.max(np.abs(mid))) or 1.0)
     cdf_a, cdf_b = np.cumsum(a) / a.sum(), np.cumsum(b) / b.sum()
-    w1 = float(np.sum(np.abs(cdf_a - cdf_b)[:-1] * np.diff(mid)))
+    w1 = float(np.sum(np.abs(cdf_a - cdf_b)[:-1] * np.diff(x)))
     if w1 == 0:
         return 0.0
     # The unit: the reference's sd, or the pooled sd of the two where that is larger (a reference that is constant,
     # or nearly, would make any change look infinitely large), or, for two constants, the sd of their mixture
     p, q = a / a.sum(), b / b.sum()
-    sd = max(math.sqrt(_var(q, mid)), math.sqrt((_var(p, mid) + _var(q, mid)) / 2)) or math.sqrt(_var((p + q) / 2, mid))
-    return w1 / sd
+    sd = max(math.sqrt(_var(q, x)), math.sqrt((_var(p, x) + _var(q, x)) / 2)) or math.sqrt(_var((p + q) / 2, x))
+    return w1 / sd if sd > 0 else 0.0
 
 
 def _var(weights, values) -> float:
-    return max(float(np.sum(weights * values**2) - np.sum(weights * values) ** 2), 0.0)
+    mean = np.sum(weights * values)
+    return float(np.sum(weights * (values - mean) ** 2))
 
 
 def all_distances(live, reference) -> dict:
