@@ -162,7 +162,9 @@ def main() -> None:
                 sys.exit(archive.stderr.decode())
             subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
             sides = {"old": tmp, "new": str(ROOT)}
-        print(f"CPU us per query of CallerWatch.observe_spans ({warm} queries warm, {measure} measured, {rounds} rounds,")
+        print(
+            f"CPU us per query of CallerWatch.observe_spans ({warm} queries warm, {measure} measured, {rounds} rounds,"
+        )
         print(f"min over rounds; old = {args.against}, new = {ROOT})")
         header = f"{'callers':>8} {'bits':>5} " + " ".join(f"{s + ' us':>9}" for s in sides)
         print(header + (f" {'old/new':>8}" if len(sides) == 2 else ""))
