@@ -154,17 +154,19 @@ def test_every_probing_campaign_is_found_within_fifty_queries():
 
 
 def test_a_campaign_split_over_twenty_callers_is_found_within_300_queries():
-    delays = []
+    delays, split = [], 0
     for seed in range(5):
         traffic = Traffic(200 + seed)
         traffic.benign(3000)
         accounts = [f"sybil-{seed}-{i}" for i in range(20)]
         delays.append(traffic.probe(accounts, 600))
         assert not benign_alarms(traffic)
-        detectors = {d for c in accounts for d, *_ in traffic.alarms.get(c, [])}
-        assert "split probing" in detectors, detectors
-    # measured: 32 to 201, median 69; a doubled delay fails the median
+        split += "split probing" in {d for c in accounts for d, *_ in traffic.alarms.get(c, [])}
+    # measured: 32 to 201, median 69; a doubled delay fails the median. Split probing is the first to find the
+    # campaign in 15 of seeds 200 to 215 (once evasion probing is, on a slow run: one account walking): a rate, so
+    # one of five may go either way with the reservoir's draws
     assert all(d is not None and d <= 300 for d in delays) and np.median(delays) <= 100, delays
+    assert split >= 4, split
 
 
 @pytest.mark.parametrize("pace", [1, 9], ids=["half the traffic", "a tenth of the traffic"])

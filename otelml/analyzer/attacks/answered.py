@@ -26,9 +26,12 @@ class Answered:
 
     def add(self, digest: int) -> bool:
         """Count one more caller asking ``digest``; returns whether no ordinary caller had asked it before."""
-        at = self._positions(digest)
-        new = int(self.counts[:, at].sum(axis=0).min()) == 0
-        self.counts[0, at] = np.minimum(self.counts[0, at].astype(np.int16) + 1, 255)
+        newer, older = self.counts  # element by element: three positions cost less than numpy's fancy indexing
+        at = [((digest * m) & 0xFFFFFFFFFFFFFFFF) >> self.shift for m in _MULTIPLIERS]
+        new = min(int(newer[i]) + int(older[i]) for i in at) == 0
+        for i in set(at):
+            if newer[i] < 255:
+                newer[i] += 1
         self.added += 1
         if self.added >= self.size:
             self.counts[1], self.counts[0], self.added = self.counts[0], 0, 0

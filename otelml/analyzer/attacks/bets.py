@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 
-from ..detectors.edetector import log_sum_exp
-
 STAKES = np.array([0.25, 0.5, 0.75, 0.95])  # shares of the stake bet on "win"; a loss keeps 1 - stake of it
 
 
@@ -23,16 +21,27 @@ class Bet:
         self.first: tuple = ()  # (trace id, span id, time) of the first query of the current suspicious run
 
     def update(self, win, at: tuple, odds=0.5) -> float:
-        before = self.value()
-        win, odds = np.atleast_1d(np.asarray(win, dtype=float)), np.atleast_1d(np.asarray(odds, dtype=float))
+        win = np.asarray(win, dtype=float).reshape(-1)
+        odds = np.asarray(odds, dtype=float).reshape(-1)
         bets = 1 + STAKES[None, :] * (win - odds)[:, None] / odds[:, None]
-        self.w = np.maximum(self.w, 0.0) + np.log(bets)
+        before = self.w
+        self.w = np.maximum(before, 0.0) + np.log(bets)
         self.wins += float(win[-1]) > 0
         self.bets += 1
         value = self.value()
-        if before <= 0 < value or not self.first:
+        if not self.first or (value > 0 and _value(before) <= 0):  # the value before only when it matters
             self.first = at
         return value
 
     def value(self) -> float:
-        return log_sum_exp(self.w.ravel()) - math.log(self.w.size)
+        return _value(self.w)
+
+
+def _value(w: np.ndarray) -> float:
+    """The mixture's log e-value: ``log_sum_exp`` of the bets' log wealth less the log of their number, in floats (on
+    a dozen values numpy's calls cost more than the sums)."""
+    values = w.ravel().tolist()
+    top = max(values)
+    if not math.isfinite(top):
+        return top - math.log(len(values))
+    return top + math.log(sum(math.exp(v - top) for v in values)) - math.log(len(values))

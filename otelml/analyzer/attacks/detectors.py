@@ -16,7 +16,7 @@ from scipy import stats
 from ..detectors.base import ADVERSARIAL, CRITICAL, WARNING, Finding, log_e_value
 from .bets import Bet
 from .config import AttackConfig
-from .fingerprints import distances, walked
+from .fingerprints import distances, walked_at
 from .traffic import ModelTraffic
 
 WALKS = np.array([0.0, 0.25, 1.0])  # evasion probing's bets: the nearest is the last query, among the last
@@ -46,6 +46,18 @@ class Query:
     trusted: bool  # the caller is listed in ``trusted``
     near: bool | None = None  # nearer the caller's own earlier queries than the reservoir (None: too few to say)
     novel: bool | None = None  # no ordinary caller asked its exact input before (set once it joined the traffic)
+    own_d: np.ndarray | None = None  # distances of ``x`` to ``own``
+    _row: tuple | None = None
+
+    def row(self) -> tuple:
+        """Distances of ``x`` to the model's recent and reservoir fingerprints, and which are the same input
+        (``ModelTraffic.row``), as the traffic was when first asked: before this query joined it."""
+        if self._row is None:
+            self._row = self.traffic.row(self.x)
+        return self._row
+
+    def distances(self) -> np.ndarray:
+        return distances(self.x, self.own) if self.own_d is None else self.own_d
 
 
 class CallerDetector:
@@ -122,7 +134,7 @@ def set_apart(traffic: ModelTraffic, state) -> None:
     for digest in state.firsts.tolist():
         traffic.answered.remove(digest)
     state.firsts = state.firsts[:0]
-    traffic.recent_novel[traffic.recent_callers == state.caller] = -1
+    traffic.set_apart(state.caller)
     traffic.reached[: state.volume_level + 1] -= 1
     traffic.bursts[: state.burst_level + 1] -= 1
     state.volume_level = state.burst_level = 10**6
@@ -146,7 +158,7 @@ class EvasionProbing(CallerDetector):
             return []
         own = q.own
         latest = np.maximum(1, (own.shape[0] * self.config.latest * WALKS).astype(int))
-        win = walked(q.x, own, latest) if q.near else np.zeros(latest.size)
+        win = walked_at(q.distances(), latest) if q.near else np.zeros(latest.size)
         return self._bet(q, q.state.own, win, latest / own.shape[0])
 
 
@@ -164,7 +176,7 @@ class SplitProbing(CallerDetector):
 
     def judge(self, q: Query) -> list[Finding]:
         c, traffic = self.config, q.traffic
-        now, before, near_callers = traffic.neighbours(q.state.caller, q.x, c.radius or max(1, traffic.bits // 32))
+        now, before, near_callers = traffic.neighbours(q.state.caller, q.row(), c.radius or max(1, traffic.bits // 32))
         if not (now > before and len(near_callers) >= c.split_callers):
             return []
         value = -float(stats.binom.logsf(now - 1, now + before, 0.5))
@@ -196,7 +208,7 @@ class Extraction(CallerDetector):
             return []
         # a query near the caller's own earlier ones asks almost what it asked before: not bet on as novel
         radius = self.config.radius or max(1, q.traffic.bits // 32)
-        near = q.near or (q.own.shape[0] > 0 and int(distances(q.x, q.own).min()) <= radius)
+        near = q.near or (q.own.shape[0] > 0 and int(q.distances().min()) <= radius)
         return self._novelty(q, None if near else q.novel) or self._volume(q)
 
     def _novelty(self, q: Query, novel: bool | None) -> list[Finding]:
@@ -217,7 +229,7 @@ class Extraction(CallerDetector):
         state.volume_level, rare = traffic.climb(traffic.reached, state.volume_level, state.distinct)
         signal, value = "volume", state.distinct
         if not (rare and state.distinct >= c.min_extraction_queries):
-            burst = int((traffic.recent_callers == state.caller).sum())
+            burst = traffic.burst(state.caller)
             state.burst_level, rare = traffic.climb(traffic.bursts, state.burst_level, burst)
             signal, value = "burst", burst
             if not (rare and burst >= c.min_burst):

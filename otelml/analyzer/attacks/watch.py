@@ -15,10 +15,10 @@ from ..detectors.base import Finding
 from .bets import Bet
 from .config import AttackConfig
 from .detectors import REGISTRY, WALKS, Query
-from .fingerprints import knn, parse_fingerprint, same
+from .fingerprints import distances, mean_smallest, parse_fingerprint, parse_many, same
 from .traffic import ModelTraffic
 
-FORMAT = 5  # of the checkpointed state; a checkpoint of another format starts the attack state afresh
+FORMAT = 6  # of the checkpointed state; a checkpoint of another format starts the attack state afresh
 
 
 @dataclass
@@ -59,6 +59,7 @@ class CallerWatch:
 
     def observe_spans(self, spans) -> None:
         """Add the calls of decoded spans that carry a caller id and fingerprints (others are not for us)."""
+        calls, texts = [], []
         for span in spans:
             attributes = span.attributes
             caller, prints = attributes.get(semconv.CALLER_ID), attributes.get(semconv.INPUT_FINGERPRINT)
@@ -69,11 +70,25 @@ class CallerWatch:
                 self.rejected += 1
                 continue
             prints = [prints] if isinstance(prints, str) else list(prints)[:64]
+            calls.append((span, caller, len(texts), len(prints)))
+            texts += prints
+        parsed = parse_many(texts)  # the request's fingerprints at once
+        draws: dict = {}
+        for span, caller, first, count in calls:
+            attributes = span.attributes
             version = str(attributes.get(semconv.MODEL_VERSION, ""))
-            self.observe(str(model), version, caller, prints, span.trace_id, span.span_id, span.end_unix_nano)
+            prints = [(x, _bits(raw, x)) for raw, x in zip(texts[first : first + count], parsed[first : first + count])]
+            at = (span.trace_id, span.span_id, span.end_unix_nano)
+            self._observe(str(attributes.get(semconv.MODEL_NAME)), version, caller, prints, at, draws)
 
     def observe(self, model, version, caller, prints, trace_id, span_id, time_ns) -> list[Finding]:
         """Add one call's fingerprints (hex strings or word arrays); returns the alarms it raised."""
+        parsed = [raw if isinstance(raw, np.ndarray) else parse_fingerprint(raw) for raw in prints]
+        prints = [(x, _bits(raw, x)) for raw, x in zip(prints, parsed)]
+        return self._observe(model, version, caller, prints, (trace_id, span_id, time_ns), {})
+
+    def _observe(self, model, version, caller, prints, at, draws) -> list[Finding]:
+        """One call's parsed fingerprints, as (words or None, bits); ``draws``: the request's random draws."""
         c = self.config
         key = (model, caller)
         state = self.callers.get(key)
@@ -86,14 +101,12 @@ class CallerWatch:
             self.callers.move_to_end(key)
         state.version = version
         found = []
-        for raw in prints:
-            x = raw if isinstance(raw, np.ndarray) else parse_fingerprint(raw)
-            bits = 64 * (x.size - 1) if isinstance(raw, np.ndarray) else 4 * len(str(raw).partition(".")[0])
+        for x, bits in prints:
             traffic = self._traffic(model, x, bits)
             if x is None or traffic is None:
                 self.rejected += 1
                 continue
-            found += self._query(traffic, caller, state, x, (trace_id, span_id, time_ns))
+            found += self._query(traffic, caller, state, x, at, draws)
         for f in found:
             pending = self.pending.setdefault((model, version), [])
             pending.append(f)
@@ -111,27 +124,34 @@ class CallerWatch:
             traffic = self.models[model] = ModelTraffic(self.config, bits, seed=len(self.models))
         return traffic if traffic.bits == bits else None
 
-    def _query(self, traffic: ModelTraffic, caller: str, state: CallerState, x: np.ndarray, at: tuple) -> list:
+    def _query(self, traffic: ModelTraffic, caller: str, state: CallerState, x: np.ndarray, at: tuple, draws) -> list:
         """Count one fingerprint of a caller; a distinct one goes to the detectors (in registry order: those that
         judge it against the traffic before it, then, once it joined the traffic, the others)."""
         c = self.config
         state.queries += 1
         state.latest = at
         state.opened = state.opened or at
-        if state.prints is not None and same(x, state.prints).any():
-            state.repeats += 1
-            return []
+        own = state.prints
+        if own is not None:
+            same_input = same(x, own)
+            if same_input.any():
+                state.repeats += 1
+                return []
         trusted = caller in c.trusted
         if state.distinct == 0 and not trusted:
             traffic.callers_seen += 1
         state.distinct += 1
-        own = state.prints if state.prints is not None else np.zeros((0, x.size), dtype=np.uint64)
-        query = Query(traffic, state, x, own, at, trusted)
-        if own.shape[0] >= c.min_history and traffic.reservoir.shape[0] >= 4 * c.min_history:
-            query.near = knn(x, own, c.k) < c.ratio * knn(x, traffic.sample(own.shape[0]), c.k)
+        if own is None:
+            own, own_d = np.zeros((0, x.size), dtype=np.uint64), np.zeros(0, dtype=np.int64)
+        else:
+            own_d = distances(x, own)
+        query = Query(traffic, state, x, own, at, trusted, own_d=own_d)
+        if own.shape[0] >= c.min_history and traffic.filled >= 4 * c.min_history:
+            mine = mean_smallest(own_d[~same_input], c.k)
+            query.near = mine < c.ratio * traffic.sample_knn(query.row(), own.shape[0], c.k, draws)
         detectors = _detectors(c, self.tests)
         found = [f for d in detectors if not d.recorded for f in d.judge(query)]
-        state.prints = np.vstack([own[-(c.history - 1) :], x[None]])
+        state.prints = np.concatenate([own[-(c.history - 1) :], x[None]])
         query.novel = traffic.add(caller, x, "extraction" not in state.alarmed)  # a thief's asks do not count
         if query.novel:
             state.firsts = np.append(state.firsts[-255:], x[-1])
@@ -143,6 +163,11 @@ class CallerWatch:
 
     def summary(self) -> dict:
         return {"callers": len(self.callers), "forgotten": self.forgotten, "rejected fingerprints": self.rejected}
+
+
+def _bits(raw, x) -> int:
+    """The length of a fingerprint, as it was sent."""
+    return 64 * (x.size - 1) if isinstance(raw, np.ndarray) else 4 * len(str(raw).partition(".")[0])
 
 
 @functools.lru_cache(maxsize=64)
