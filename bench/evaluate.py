@@ -66,10 +66,10 @@ from scipy import stats
 
 import otelml
 from otelml import histogram, semconv
+from otelml.analyzer import Reference, from_data
 from otelml.analyzer.detectors import AccuracyDetector
 from otelml.analyzer.detectors.drift import DriftConfig, DriftDetector
 from otelml.analyzer.detectors.synthetic import window
-from otelml.analyzer.references import Reference, from_data
 
 SEED = 20_251_122
 ROWS = 200  # rows per window

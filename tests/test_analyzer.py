@@ -555,10 +555,7 @@ def test_a_journal_row_that_cannot_be_applied_is_set_aside_and_the_analyzer_come
     """A request that was journaled (so acknowledged) but fails when replayed at a restart once kept the analyzer
     down at every restart (a histogram that made the merge allocate 16 GiB: MemoryError). Such a row, and a damaged
     one, are moved aside with their reason, and the rest of the journal is replayed."""
-    from otelml.analyzer import service
-    from otelml.analyzer.config import AnalyzerConfig
-    from otelml.analyzer.state import State
-    from otelml.analyzer.store import Store
+    from otelml.analyzer import AnalyzerConfig, State, Store, service
 
     def request(model):
         metric = metrics_pb2.Metric(name=semconv.METRIC_ROWS)
@@ -618,13 +615,13 @@ def test_senders_past_what_the_analyzer_can_take_are_told_to_retry_within_max_wa
         except grpc.RpcError as error:
             return error.code(), time.monotonic() - started
 
-    assert s.analyzer._lock.acquire(timeout=10)
+    assert s.analyzer.lock.acquire(timeout=10)
     try:
         with ThreadPoolExecutor(32) as pool:
             http = list(pool.map(over_http, range(24)))
             grpc_answers = list(pool.map(over_grpc, range(8)))
     finally:
-        s.analyzer._lock.release()
+        s.analyzer.lock.release()
     assert {(status, retry) for status, retry, _ in http} == {(503, "1")}
     assert {code for code, _ in grpc_answers} == {grpc.StatusCode.UNAVAILABLE}
     slowest = max([took for *_, took in http] + [took for _, took in grpc_answers])
