@@ -114,7 +114,9 @@ def _check_readable(config, *settings: str) -> None:
 
 
 def _analyzer(args) -> int:
-    from .analyzer import Server, load_config
+    from .analyzer import Server, allocator, load_config
+
+    allocator.limit_retention()  # before the receivers' threads allocate
 
     handler = logging.StreamHandler()
     handler.setFormatter(

@@ -31,6 +31,7 @@ from .store import Store
 __all__ = ["Analyzer", "Overloaded"]  # Overloaded: what ingest raises
 
 _DECODERS = {"metrics": decode_metrics, "traces": decode_traces}
+_CHECKPOINT_SHARE = 0.1  # at most this share of the time goes to checkpoints, which hold the ingest lock
 _CHECKPOINTED = (State, Warmup, Detection, AlertBook, CallerWatch)  # what a checkpoint holds, in order
 
 
@@ -53,6 +54,8 @@ class Analyzer:
         self._unsaved: list = []  # closed windows not yet in the store
         self.journal_position = 0
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_seconds = 0.0  # how long the last checkpoint took
+        self.health_snapshot: dict = {}  # what /api/health reads without waiting for the ingest lock
         self.overloaded = 0
         self.window_failures = 0  # closed windows whose detection or alerting raised (each logged), in /api/health
         self._rejections = RejectionLog()
@@ -77,7 +80,7 @@ class Analyzer:
         self.alerts = restored(alerts, c.alert_resolve_windows, c.alert_update_windows, c.alerts_min_severity)
         self.alert_queue = AlertQueue(self.store, configured_endpoint(c.alerts_endpoint), c.alerts_format)
         for mv in self.state.models.values():
-            mv.history.extend(self.store.windows(mv.model, mv.version, self.config.limits.history))
+            mv.history.extend(self.store.windows(mv.model, mv.version, self.state.config.in_memory_windows))
         self.journal_position = upto
         replayed = 0
         for position, signal, payload, received_ns in self.store.journal_after(upto):
@@ -91,6 +94,8 @@ class Analyzer:
             self.journal_position = position
             replayed += 1
         self.checkpoint()
+        self.set_aside_rows = self.store.set_aside_count()  # rows are set aside only by the replay above
+        self.health_snapshot = views.snapshot(self)
         self.ready = True
         logger.info(
             "analyzer state restored: %d model versions, %d requests replayed", len(self.state.models), replayed
@@ -123,8 +128,8 @@ class Analyzer:
                 now = time.time_ns()
                 self.journal_position = self.store.append(f"{signal}:{content_type}", payload, now)
                 applied = self._apply(decoded, now)
-                if self._unsaved or time.monotonic() - self._last_checkpoint > self.config.checkpoint_interval:
-                    self._checkpoint_locked()
+                self._checkpoint_if_due()
+                self.health_snapshot = views.snapshot(self)
                 return applied
             finally:
                 self.lock.release()
@@ -158,15 +163,24 @@ class Analyzer:
             self.alert_queue.send(self.pipeline.reference_actions(self.alerts))
             closed = self.state.tick(now_ns or time.time_ns())
             self._closed(closed)
-            if self._unsaved or time.monotonic() - self._last_checkpoint > self.config.checkpoint_interval:
-                self._checkpoint_locked()
+            self._checkpoint_if_due()
+            self.health_snapshot = views.snapshot(self)
         return len(closed)
 
     def checkpoint(self) -> None:
         with self.lock:
             self._checkpoint_locked()
 
+    def _checkpoint_if_due(self) -> None:
+        """Checkpoint every ``checkpoint_interval``, or less often while a checkpoint takes more than
+        ``_CHECKPOINT_SHARE`` of that: as the state grows, ingest keeps most of the time. Closed windows wait for the
+        next checkpoint like everything else; until then the journal covers them (a restart closes them again)."""
+        since = time.monotonic() - self._last_checkpoint
+        if since >= max(self.config.checkpoint_interval, self._checkpoint_seconds / _CHECKPOINT_SHARE):
+            self._checkpoint_locked()
+
     def _checkpoint_locked(self) -> None:
+        start = time.monotonic()
         self.store.checkpoint(
             (self.state, self.warmup, self.detection, self.alerts, self.attacks),
             self.journal_position,
@@ -175,20 +189,11 @@ class Analyzer:
         )
         self._unsaved = []
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_seconds = self._last_checkpoint - start
 
     def close(self) -> None:
         self.checkpoint()
         self.store.close()
 
-    # --- reading (api.views) --------------------------------------------------------------------------------------
-    def models(self) -> list[dict]:
-        return views.models(self)
-
-    def page_data(self) -> dict:
-        return views.page_data(self)
-
-    def alarms(self) -> list[dict]:
-        return views.alarms(self)
-
-    def health(self) -> dict:
-        return views.health(self)
+    # --- reading: the read models of api.views, as methods --------------------------------------------------------
+    models, page_data, alarms, health = views.models, views.page_data, views.alarms, views.health

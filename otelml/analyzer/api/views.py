@@ -72,26 +72,37 @@ def _reference_status(analyzer: Analyzer, model: str, version: str) -> dict:
     }
 
 
+def snapshot(analyzer: Analyzer) -> dict:
+    """The counts that ``/api/health`` reads without the ingest lock; the service takes them under it."""
+    return {
+        "models": len(analyzer.state.models),
+        "windows_closed": sum(mv.windows_closed for mv in analyzer.state.models.values()),
+        "cumulative_streams": len(analyzer.state.deltas),
+        "points": dict(analyzer.state.counts),
+        "detector_failures": analyzer.pipeline.detection.failed,
+        "callers": analyzer.pipeline.attacks.summary(),
+        "journal_position": analyzer.journal_position,
+        "journal_set_aside": analyzer.set_aside_rows,
+    }
+
+
 def health(analyzer: Analyzer) -> dict:
-    """What ``GET /api/health`` returns."""
-    with analyzer.lock:
-        counts = dict(analyzer.state.counts)
-        streams = len(analyzer.state.deltas)
-        model_versions = len(analyzer.state.models)
-        windows_closed = sum(mv.windows_closed for mv in analyzer.state.models.values())
+    """What ``GET /api/health`` returns: counts as of the last request or tick, read without the ingest lock, so
+    a long checkpoint or window never delays it."""
+    snapshot = analyzer.health_snapshot
     return {
         "ready": analyzer.ready,
-        "models": model_versions,
-        "windows_closed": windows_closed,
-        "cumulative_streams": streams,
-        "points": counts,
+        "models": snapshot["models"],
+        "windows_closed": snapshot["windows_closed"],
+        "cumulative_streams": snapshot["cumulative_streams"],
+        "points": snapshot["points"],
         "overloaded": analyzer.overloaded,
-        "detector_failures": analyzer.pipeline.detection.failed,
+        "detector_failures": snapshot["detector_failures"],
         "window_failures": analyzer.window_failures,
-        "journal_set_aside": analyzer.store.set_aside_count(),
+        "journal_set_aside": snapshot["journal_set_aside"],
         "store_seconds": round(analyzer.store.seconds_in_store, 6),
-        "journal_position": analyzer.journal_position,
-        "callers": analyzer.pipeline.attacks.summary(),
+        "journal_position": snapshot["journal_position"],
+        "callers": snapshot["callers"],
     }
 
 

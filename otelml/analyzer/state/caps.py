@@ -6,8 +6,8 @@ Caps (:class:`Limits`) bound memory whatever senders send, without locking new m
 ``NEWCOMERS`` newcomers and its points are rejected, so a flood of names sent once evicts nothing), and room is made
 by evicting, in this order: the version on probation that sent data longest ago, then the confirmed version that has
 been idle longest; never one with a pinned reference (``State.pinned``) or a confirmed one that sent data within the
-last ``protect_windows`` windows (of arrival time). Eviction drops the version's open windows and its cumulative
-streams; its history and references stay in the store, and if it comes back it starts afresh. Evictions are counted
+last ``protect_windows`` windows or ``protect_s`` seconds, whichever is longer (of arrival time). Eviction drops the
+version's open windows and its cumulative streams; its history and references stay in the store, and if it comes back it starts afresh. Evictions are counted
 (``evicted``, and ``evicted_points`` for the points of its open windows) and logged at most once a minute. Inside a
 window, a new attribute set past ``max_values`` per metric and feature, or ``max_series`` in all, is folded into one
 ``__other__`` stand-in per metric and feature (``windows``), counted as ``overflow``: detectors see mass move to an
@@ -39,12 +39,13 @@ class Limits:
     max_versions: int = 50  # per model
     max_features: int = 1000  # per model version
     max_streams: int = 200_000  # cumulative streams remembered for delta conversion
-    history: int = 1440  # closed windows kept per model version
+    history: int = 1440  # closed windows kept per model version in the store (IN_MEMORY_WINDOWS of them in memory)
     max_future_s: float = 600.0  # points timestamped further ahead of the wall clock are rejected
     max_values: int = 1000  # attribute sets per metric and feature in one window; more fold into __other__
     max_series: int = 20_000  # attribute sets in one window, all metrics together; more fold into __other__
     max_sources: int = 1000  # sources tracked per model version; more are accepted but hold no windows open
     protect_windows: int = 60  # at the cap, a confirmed model version with data this many windows back stays
+    protect_s: float = 600.0  # ... or with data this many seconds back, where that is longer (short windows)
 
     def __post_init__(self):
         for f in fields(self):
@@ -82,6 +83,14 @@ class Admission:
         del self._newcomers[fingerprint]
         return True
 
+    def _forget_idle_stream(self, now_ns: int) -> bool:
+        """At the cap on cumulative streams, make room by forgetting the one with the oldest last point, if that is
+        more than ``protect_s`` old (a replica gone, most likely: exporters repeat cumulative points every interval)."""
+        if not self.deltas.forget_idle(now_ns - int(self.config.limits.protect_s * 1e9)):
+            return False
+        self.counts["streams_forgotten"] += 1
+        return True
+
     def _evict(self, model: str | None, now_ns: int) -> bool:
         """Make room for a new version of ``model`` (or, with ``None``, a new model name) by the module docstring's
         policy; returns whether room was made."""
@@ -91,7 +100,8 @@ class Admission:
 
         victims = next(([k] for k in self._probation if k not in self.pinned and alone(k)), None)
         if victims is None:  # nobody on probation: the confirmed version (or model, for a name) idle longest
-            recent = now_ns - self.config.limits.protect_windows * self.window_ns
+            limits = self.config.limits
+            recent = now_ns - max(limits.protect_windows * self.window_ns, int(limits.protect_s * 1e9))
             idle: dict = {}  # model name, or version key -> newest arrival among what would go
             for mv in self.models.values():
                 unit = mv.key if model is not None else mv.model

@@ -34,6 +34,11 @@ from .windows import ClosedWindow, Window, window_index
 _IDENTITY = (semconv.MODEL_NAME, semconv.MODEL_VERSION, semconv.MODEL_TASK)
 ROUTES = 65_536  # streams whose routing is cached; the cache starts afresh when full
 
+# Closed windows a model version keeps in memory: the status page shows the last 60, the comparison with the previous
+# version reads 30. The store keeps ``Limits.history`` (a day of one-minute windows); at the default that cut the
+# memory per version 24-fold.
+IN_MEMORY_WINDOWS = 60
+
 
 @dataclass(frozen=True)
 class StateConfig:
@@ -45,6 +50,11 @@ class StateConfig:
     def __post_init__(self):
         if self.window_s <= 0 or self.lateness_s < 0 or self.idle_timeout_s <= 0:
             raise ValueError("window must be positive, lateness non-negative, idle timeout positive")
+
+    @property
+    def in_memory_windows(self) -> int:
+        """Closed windows a model version keeps in memory; the store keeps ``limits.history``."""
+        return min(self.limits.history, IN_MEMORY_WINDOWS)
 
 
 @dataclass(eq=False)
@@ -187,6 +197,7 @@ class State(Admission):
             point.cumulative
             and point.key not in self.deltas.last
             and len(self.deltas) >= self.config.limits.max_streams
+            and not self._forget_idle_stream(now_ns)
         ):
             return f"metric {point.key.metric!r}: over the cap of {self.config.limits.max_streams} cumulative streams"
         if feature is not None and feature not in mv.features:
@@ -339,9 +350,9 @@ class State(Admission):
         return closed
 
     def remember(self, mv: ModelVersion, window: ClosedWindow) -> None:
-        """Add a closed window to the bounded history (also used when restoring from the store)."""
+        """Add a closed window to the history in memory (also used when restoring from the store)."""
         mv.history.append(window)
-        while len(mv.history) > self.config.limits.history:
+        while len(mv.history) > self.config.in_memory_windows:
             mv.history.popleft()
         mv.windows_closed += 1
         mv.partial_windows += window.partial
