@@ -48,7 +48,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from otelml import semconv
-from otelml.analyzer.decode import MAX_BUCKETS, MAX_ITEMS, MAX_NAME, MAX_VALUE, index_range
+from otelml.analyzer.ingest.attributes import MAX_ITEMS, MAX_NAME, MAX_VALUE
+from otelml.analyzer.ingest.histograms import MAX_BUCKETS, index_range
 from otelml.histogram import MAX_SCALE, MIN_SCALE
 
 TOKEN = "fuzz-token"

@@ -29,9 +29,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from otelml import _encode, semconv
 from otelml._outputs import read_outputs
 from otelml._recorder import Registry
-from otelml.analyzer.config import AnalyzerConfig
-from otelml.analyzer.decode import decode_metrics
-from otelml.analyzer.service import Analyzer
+from otelml.analyzer import Analyzer, AnalyzerConfig, decode_metrics
 
 MODELS, FEATURES, ROWS = 50, 20, 10_000
 

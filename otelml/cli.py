@@ -114,9 +114,7 @@ def _check_readable(config, *settings: str) -> None:
 
 
 def _analyzer(args) -> int:
-    from .analyzer import allocator
-    from .analyzer import config as analyzer_config
-    from .analyzer.server import Server
+    from .analyzer import Server, allocator, load_config
 
     allocator.limit_retention()  # before the receivers' threads allocate
 
@@ -128,7 +126,7 @@ def _analyzer(args) -> int:
     )
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
-        config = analyzer_config.load(
+        config = load_config(
             args.config,
             otlp_grpc=args.otlp_grpc,
             otlp_http=args.otlp_http,
@@ -169,7 +167,7 @@ class _NoState(Exception):
 def _existing_store(state_dir: str):
     """The store at ``state_dir``, which must exist: a command that only reads or changes state never creates a
     directory or database (a mistyped ``--state-dir`` must not leave an empty store behind)."""
-    from .analyzer.store import Store
+    from .analyzer import Store
 
     if not os.path.isdir(state_dir):
         raise _NoState(f"no state at {state_dir}: the directory does not exist (check --state-dir)")
@@ -179,15 +177,14 @@ def _existing_store(state_dir: str):
 
 
 def _reference(args) -> int:
-    from .analyzer import datasets, references
-    from .analyzer.store import CANDIDATE, PINNED, ReferenceActionError, Store
+    from .analyzer import CANDIDATE, PINNED, ReferenceActionError, Store, from_data, load_dataset
 
     store = None
     try:
         if args.action == "build":
             # The inputs first: a missing or unreadable file fails before any state directory is made.
-            names, numeric, skipped = datasets.load(args.data)
-            ref = references.from_data(args.model, args.version, names, numeric, "dataset: " + ", ".join(args.data))
+            names, numeric, skipped = load_dataset(args.data)
+            ref = from_data(args.model, args.version, names, numeric, "dataset: " + ", ".join(args.data))
             store = Store(args.state_dir)
             status = CANDIDATE if store.pinned(args.model, args.version) is not None else PINNED
             store.add_reference(ref, status)
@@ -222,7 +219,7 @@ def _reference(args) -> int:
 
 def _state(args) -> int:
     """``otelml state migrate``: bring back the references an earlier otelml pickled, if the operator trusts them."""
-    from .analyzer.references import Reference, content_hash
+    from .analyzer import Reference, content_hash
 
     try:
         store = _existing_store(args.state_dir)  # sets an earlier otelml's pickles aside, unread

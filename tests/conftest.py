@@ -40,8 +40,7 @@ def runtime(spans):
 @pytest.fixture
 def server(tmp_path):
     """Starts real analyzers on ephemeral loopback ports (``server(**settings)``); stops them after the test."""
-    from otelml.analyzer.config import AnalyzerConfig
-    from otelml.analyzer.server import Server
+    from otelml.analyzer import AnalyzerConfig, Server
 
     servers = []
 

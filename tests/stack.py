@@ -20,7 +20,7 @@ import pytest
 
 import otelml
 from otelml import semconv
-from otelml.analyzer.decode import parse_otlp_json
+from otelml.analyzer.ingest.otlp_json import parse_otlp_json
 from otelml.testing import attributes, free_port
 
 REPO = Path(__file__).resolve().parent.parent

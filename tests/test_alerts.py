@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import otelml
 from otelml import semconv
-from otelml.analyzer.alerts import AlertBook
+from otelml.analyzer import AlertBook
 from otelml.analyzer.detectors import Finding
 from otelml.testing import OTLPSink, attributes, free_port, launch_analyzer
 
@@ -204,7 +204,7 @@ def test_ocsf_detection_finding_field_by_field():
 
     from opentelemetry.proto.logs.v1 import logs_pb2
 
-    from otelml.analyzer import ocsf, outbox
+    from otelml.analyzer.alerts import ocsf, records
 
     book = AlertBook(resolve_windows=1, update_windows=1)
     fired = book.on_window("m", "1", 120 * 10**9, [finding(None, 1), finding("x3", 1)])[0]
@@ -233,14 +233,14 @@ def test_ocsf_detection_finding_field_by_field():
     assert first["resources"] == [{"name": "m", "type": "Machine Learning Model", "version": "1"}]
     assert first["metadata"]["product"]["name"] == "otelml" and first["metadata"]["uid"] == fired.event_id
     assert first["unmapped"][semconv.ALERT_ID] == fired.alert_id
-    record = logs_pb2.LogRecord.FromString(outbox.encode(fired, "ocsf"))
+    record = logs_pb2.LogRecord.FromString(records.encode(fired, "ocsf"))
     assert json.loads(record.body.string_value) == first and record.event_name == semconv.EVENT_ALERT
 
 
 def test_output_drift_findings_group_with_output_drift_not_input_drift():
+    from otelml.analyzer import Reference
     from otelml.analyzer.detection import Detection
     from otelml.analyzer.detectors import synthetic
-    from otelml.analyzer.references import Reference
 
     rng = np.random.default_rng(3)
     base = synthetic.window(0, features=rng.normal(size=(50_000, 2)), confidence=rng.beta(9, 1, 50_000))
@@ -296,8 +296,8 @@ def test_a_pinned_reference_edited_in_the_database_is_not_used_and_raises_a_crit
     analyzer notices at its next look at the store, stops using the reference, and sends one critical alert."""
     import sqlite3
 
-    from otelml.analyzer import codec
-    from otelml.analyzer.references import Reference, from_data
+    from otelml.analyzer import Reference, from_data
+    from otelml.analyzer.store import codec
 
     state_dir = str(tmp_path / "state")
     build_reference(state_dir, tmp_path, model="golden")
@@ -331,7 +331,7 @@ def test_the_outbox_sends_what_waits_in_the_order_of_its_events_and_reads_an_old
     store made before the outbox kept event times opens and keeps its waiting records."""
     import sqlite3
 
-    from otelml.analyzer.store import Store
+    from otelml.analyzer import Store
 
     state = tmp_path / "old"
     state.mkdir()
@@ -359,7 +359,7 @@ def test_the_state_directory_and_database_are_the_analyzers_alone(tmp_path):
     were 0755 and 0644, so any local user read them), an existing database included."""
     import stat
 
-    from otelml.analyzer.store import Store
+    from otelml.analyzer import Store
 
     store = Store(str(tmp_path / "state"))
     store.append("metrics:application/x-protobuf", b"x", 1)  # the -wal and -shm files exist now

@@ -555,10 +555,7 @@ def test_a_journal_row_that_cannot_be_applied_is_set_aside_and_the_analyzer_come
     """A request that was journaled (so acknowledged) but fails when replayed at a restart once kept the analyzer
     down at every restart (a histogram that made the merge allocate 16 GiB: MemoryError). Such a row, and a damaged
     one, are moved aside with their reason, and the rest of the journal is replayed."""
-    from otelml.analyzer import service
-    from otelml.analyzer.config import AnalyzerConfig
-    from otelml.analyzer.state import State
-    from otelml.analyzer.store import Store
+    from otelml.analyzer import AnalyzerConfig, State, Store, service
 
     def request(model):
         metric = metrics_pb2.Metric(name=semconv.METRIC_ROWS)
@@ -618,14 +615,14 @@ def test_senders_past_what_the_analyzer_can_take_are_told_to_retry_within_max_wa
         except grpc.RpcError as error:
             return error.code(), time.monotonic() - started
 
-    assert s.analyzer._lock.acquire(timeout=10)
+    assert s.analyzer.lock.acquire(timeout=10)
     try:
         with ThreadPoolExecutor(32) as pool:
             http = list(pool.map(over_http, range(24)))
             grpc_answers = list(pool.map(over_grpc, range(8)))
         busy = get(s, "/api/health")  # read without the ingest lock (it once waited for it: over 5 s under fuzzing)
     finally:
-        s.analyzer._lock.release()
+        s.analyzer.lock.release()
     assert busy["ready"] and busy["overloaded"] == 32
     assert {(status, retry) for status, retry, _ in http} == {(503, "1")}
     assert {code for code, _ in grpc_answers} == {grpc.StatusCode.UNAVAILABLE}
@@ -640,9 +637,7 @@ def test_checkpoints_keep_their_period_and_give_way_as_they_grow_slow(tmp_path):
     run's 100 models that was 69% of the analyzer's CPU and the request rate fell from 116 to 15 a second as the
     state grew. Now closed windows wait for the period like the rest (the journal covers them), and a checkpoint
     that takes longer than a tenth of the period stretches it."""
-    from otelml.analyzer import service
-    from otelml.analyzer.config import AnalyzerConfig
-    from otelml.analyzer.decode import decode_metrics
+    from otelml.analyzer import AnalyzerConfig, decode_metrics, service
 
     def requests_for(seconds, analyzer):
         sent, start = 0, time.monotonic()

@@ -303,7 +303,7 @@ def test_memory_stays_bounded_and_bad_fingerprints_are_counted():
 
 def test_hostile_span_attributes_are_counted_not_fatal():
     from otelml import semconv
-    from otelml.analyzer.points import SpanSummary
+    from otelml.analyzer.ingest.points import SpanSummary
 
     def span(caller, prints, model="m"):
         attributes = {semconv.CALLER_ID: caller, semconv.INPUT_FINGERPRINT: prints, semconv.MODEL_NAME: model}
@@ -406,9 +406,8 @@ def _adversarial(sink):
 
 
 def test_attack_state_resumes_from_a_checkpoint_and_one_of_another_format_starts_afresh(tmp_path):
+    from otelml.analyzer import Analyzer, AnalyzerConfig
     from otelml.analyzer.attacks import FORMAT
-    from otelml.analyzer.config import AnalyzerConfig
-    from otelml.analyzer.service import Analyzer
 
     config = AnalyzerConfig(state_dir=str(tmp_path))
     analyzer = Analyzer(config)

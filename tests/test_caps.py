@@ -9,13 +9,9 @@ import numpy as np
 import pytest
 
 from otelml import semconv
-from otelml.analyzer import codec, references
-from otelml.analyzer.config import AnalyzerConfig
-from otelml.analyzer.decode import decode_metrics
-from otelml.analyzer.points import Decoded, Point, StreamKey
-from otelml.analyzer.service import Analyzer
-from otelml.analyzer.state import Limits, State, StateConfig
-from otelml.analyzer.store import PINNED
+from otelml.analyzer import PINNED, Analyzer, AnalyzerConfig, Limits, State, StateConfig, decode_metrics, references
+from otelml.analyzer.ingest.points import Decoded, Point, StreamKey
+from otelml.analyzer.store import codec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from cardinality import FAULT, MIX, base_time, label_mix, sums_request  # noqa: E402

@@ -53,7 +53,7 @@ def test_every_subcommand_has_a_line_and_every_option_a_description_and_its_defa
 def test_the_analyzer_help_gives_the_analyzers_own_defaults():
     """The flags' argparse defaults are None (a config file may set them), so their text states the default: it must
     be the one the analyzer uses."""
-    from otelml.analyzer.config import AnalyzerConfig
+    from otelml.analyzer import AnalyzerConfig
 
     defaults = {f.name: f.default for f in fields(AnalyzerConfig)}
     checked = 0

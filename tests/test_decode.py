@@ -25,15 +25,11 @@ from otelml._encode import encode, key_values
 from otelml._outputs import read_outputs
 from otelml._recorder import Exemplar as CallExemplar
 from otelml._recorder import Registry
-from otelml.analyzer.decode import (
-    DecodeError,
-    decode_metrics,
-    decode_metrics_request,
-    decode_traces,
-    index_range,
-    parse_otlp_json,
-)
-from otelml.analyzer.points import Exemplar
+from otelml.analyzer import DecodeError, decode_metrics, decode_traces
+from otelml.analyzer.ingest.decode import decode_metrics_request
+from otelml.analyzer.ingest.histograms import index_range
+from otelml.analyzer.ingest.otlp_json import parse_otlp_json
+from otelml.analyzer.ingest.points import Exemplar
 from otelml.histogram import MAX_SCALE, MIN_SCALE, ExpHistogram
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"

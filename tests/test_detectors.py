@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from otelml import histogram, semconv
-from otelml.analyzer import codec
-from otelml.analyzer.alerts import detector_label
+from otelml.analyzer import Reference, detector_label
 from otelml.analyzer.detectors import (
     REGISTRY,
     AccuracyDetector,
@@ -23,8 +22,8 @@ from otelml.analyzer.detectors import (
 )
 from otelml.analyzer.detectors.distances import wasserstein_sd
 from otelml.analyzer.detectors.drift import DriftConfig, DriftDetector
-from otelml.analyzer.references import Reference
-from otelml.analyzer.windows import ClosedWindow
+from otelml.analyzer.state.windows import ClosedWindow
+from otelml.analyzer.store import codec
 
 WINDOW_NS = 60 * 10**9
 

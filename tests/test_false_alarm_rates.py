@@ -38,6 +38,7 @@ import numpy as np
 import pytest
 
 from otelml import histogram, semconv
+from otelml.analyzer import Reference
 from otelml.analyzer.detectors import (
     REGISTRY,
     AccuracyDetector,
@@ -57,7 +58,6 @@ from otelml.analyzer.detectors import (
     ThroughputDetector,
     synthetic,
 )
-from otelml.analyzer.references import Reference
 
 BIG = 10**7  # calls, rows or labelled predictions in each baseline window
 

@@ -15,7 +15,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from otelml import semconv
-from otelml.analyzer.decode import MAX_COUNT, decode_metrics_request
+from otelml.analyzer.ingest.decode import decode_metrics_request
+from otelml.analyzer.ingest.histograms import MAX_COUNT
 from otelml.histogram import merge_all
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))

@@ -10,6 +10,7 @@ import numpy as np
 
 from otelml import histogram, semconv
 from otelml._export import next_export_delay
+from otelml.analyzer import Reference, State, StateConfig
 from otelml.analyzer.detection import Detection
 from otelml.analyzer.detectors import (
     AvailabilityDetector,
@@ -20,9 +21,7 @@ from otelml.analyzer.detectors import (
 )
 from otelml.analyzer.detectors.base import Finding
 from otelml.analyzer.detectors.synthetic import window as synthetic_window
-from otelml.analyzer.points import Decoded, Point, StreamKey
-from otelml.analyzer.references import Reference
-from otelml.analyzer.state import State, StateConfig
+from otelml.analyzer.ingest.points import Decoded, Point, StreamKey
 
 S = 1_000_000_000
 W = 60 * S

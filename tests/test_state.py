@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from otelml import histogram, semconv
-from otelml.analyzer.points import Decoded, Point, StreamKey
-from otelml.analyzer.state import Limits, State, StateConfig
-from otelml.analyzer.streams import Deltas, StalePoint
+from otelml.analyzer import Limits, State, StateConfig
+from otelml.analyzer.ingest.points import Decoded, Point, StreamKey
+from otelml.analyzer.state.streams import Deltas, StalePoint
 
 S = 1_000_000_000
 T0 = 28_333_320 * 60 * S  # a window boundary, so window contents are easy to count
@@ -242,8 +242,8 @@ def test_findings_show_example_calls_of_what_they_saw():
     that show what its detector saw come first: the slowest calls for latency, failed calls for the error rate, the
     named feature's calls for drift."""
     from otelml.analyzer.detectors import ErrorRateDetector, InputRangeDetector, LatencyDetector
-    from otelml.analyzer.points import Exemplar
-    from otelml.analyzer.windows import Window
+    from otelml.analyzer.ingest.points import Exemplar
+    from otelml.analyzer.state.windows import Window
 
     window = Window(0, 60 * 10**9)
 

@@ -22,12 +22,9 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from otelml import _encode, cli, histogram, semconv
 from otelml._outputs import read_outputs
 from otelml._recorder import Registry
-from otelml.analyzer import codec, references
-from otelml.analyzer.config import AnalyzerConfig
-from otelml.analyzer.decode import decode_metrics, decode_traces
-from otelml.analyzer.points import StreamKey
-from otelml.analyzer.service import Analyzer
-from otelml.analyzer.store import PINNED, Store
+from otelml.analyzer import PINNED, Analyzer, AnalyzerConfig, Store, decode_metrics, decode_traces, references
+from otelml.analyzer.ingest.points import StreamKey
+from otelml.analyzer.store import codec
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOBUF = "application/x-protobuf"

@@ -4,7 +4,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otelml import semconv
-from otelml.analyzer import telemetry
+from otelml.analyzer.api import telemetry
 
 
 class Analyzer:

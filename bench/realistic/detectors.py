@@ -17,8 +17,8 @@ from evaluate.detectors import Otelml, River, _ecdf_steps, adwin
 from evaluate.streams import merged_window, names
 from scipy import stats
 
+from otelml.analyzer import from_data
 from otelml.analyzer.detectors.drift import DriftConfig
-from otelml.analyzer.references import from_data
 
 A = round(math.exp(DriftConfig().log_threshold))  # 43,200 windows: one false alarm per 30 days of 60-s windows
 

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from .attacks import AttackConfig
-from .state import Limits, StateConfig
+from .state.core import Limits, StateConfig
 
 
 @dataclass(frozen=True)

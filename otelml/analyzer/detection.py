@@ -45,7 +45,7 @@ from .detectors import (
 from .detectors.base import CRITICAL, INTEGRITY
 from .logs import logger
 from .references import Reference
-from .windows import ClosedWindow
+from .state.windows import ClosedWindow
 
 MAX_ALARMS = 1000
 INPUT_DRIFT, OUTPUT_DRIFT, PREDICTION_DRIFT, LABEL_MIX = "input drift", "output drift", "prediction drift", "label mix"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -35,3 +36,25 @@ class _EscapeControl(logging.Filter):
 
 logger = logging.getLogger("otelml.analyzer")
 logger.addFilter(_EscapeControl())
+
+
+class RejectionLog:
+    """Rejected data points, logged at most once a minute with their count since the last report and the latest
+    reasons."""
+
+    EVERY_S = 60.0
+
+    def __init__(self):
+        self.unreported = 0
+        self.reported = -self.EVERY_S  # monotonic time of the last report
+
+    def add(self, rejected: int, errors: list) -> None:
+        self.unreported += rejected
+        now = time.monotonic()
+        if now - self.reported >= self.EVERY_S:
+            logger.warning(
+                "rejected %d data points since the last report; latest reasons: %s",
+                self.unreported,
+                "; ".join(errors[:3]),
+            )
+            self.unreported, self.reported = 0, now

@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from .. import histogram, semconv
-from .windows import ClosedWindow
+from .state.windows import ClosedWindow
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,11 +6,12 @@ import logging
 import signal
 import threading
 
-from . import outbox
+from .alerts import outbox
+from .api.routes import api_server
+from .api.telemetry import start as start_telemetry
 from .config import AnalyzerConfig
-from .receivers import GrpcReceiver, api_server, http_receiver
+from .ingest.receivers import GrpcReceiver, http_receiver
 from .service import Analyzer
-from .telemetry import start as start_telemetry
 
 logger = logging.getLogger("otelml.analyzer")
 
@@ -36,7 +37,7 @@ class Server:
         self._ticker.start()
         self.telemetry = start_telemetry(self.analyzer)
         self.sender = None
-        if self.analyzer.alert_endpoint:
+        if self.analyzer.alert_queue.endpoint:
             self.sender = outbox.Sender(
                 self.analyzer.store, self._alert_exporter, {"service.name": "otelml-analyzer"}
             ).start()
@@ -67,8 +68,8 @@ class Server:
         while not self._stop.wait(1.0):
             try:
                 self.analyzer.tick()
-                if self.sender is not None and self.analyzer.alerts_queued:
-                    self.analyzer.alerts_queued = False
+                if self.sender is not None and self.analyzer.alert_queue.queued:
+                    self.analyzer.alert_queue.queued = False
                     self.sender.notify()
             except Exception:
                 logger.exception("analyzer tick failed")

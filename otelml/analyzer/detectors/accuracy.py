@@ -12,7 +12,7 @@ import numpy as np
 
 from ... import semconv
 from ..references import Reference
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 from .base import PERFORMANCE, WARNING, Detector, Finding
 from .edetector import log_sum_exp
 from .rates import RateDetector

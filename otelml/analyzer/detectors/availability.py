@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ... import semconv
 from ..references import Reference
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 from .base import AVAILABILITY, CRITICAL, PERFORMANCE, WARNING, Detector, Finding, state
 from .sequential import FAST, CountDrop, CountRise, SequentialConfig, lower_bound_rate, upper_bound_rate
 

@@ -4,7 +4,7 @@ A detector is pure: closed windows and the reference in, findings out; no I/O an
 configuration is frozen (a frozen dataclass: its ``config``, or the detector itself), its working state private and
 mutable: ordinary attributes of a detector that is not a dataclass, or, in a frozen dataclass detector, a separate
 state object made by :func:`state` (nothing ever sets an attribute of a frozen object). ``reset()`` clears the
-state, and the whole object goes into the analyzer's checkpoints (``otelml.analyzer.codec``: plain data, arrays and the analyzer's own classes),
+state, and the whole object goes into the analyzer's checkpoints (``otelml.analyzer.store.codec``: plain data, arrays and the analyzer's own classes),
 so detectors carry across restarts.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ... import semconv
 from ..references import Reference
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 
 DRIFT = "drift"
 PERFORMANCE = "performance"
@@ -153,7 +153,7 @@ def examples(exemplars, metric: str | None, match: dict, order: int = 0, at_most
     in ``exemplars``).
 
     Example:
-        >>> from ..points import Exemplar
+        >>> from ..ingest.points import Exemplar
         >>> calls = [("d", (), Exemplar("a" * 32, "1" * 16, 1, 0.02)), ("d", (), Exemplar("b" * 32, "2" * 16, 2, 0.9)),
         ...          ("c", (), Exemplar("a" * 32, "1" * 16, 1, 0.7))]
         >>> [t[0][0] for t in examples(calls, "d", {}, order=1)]

@@ -18,7 +18,7 @@ from scipy import stats
 
 from ... import semconv
 from ..references import Reference
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 from .base import DRIFT, WARNING, Detector, Finding, state
 from .edetector import log_sum_exp, multinomial_increment
 from .sequential import FAST, SequentialConfig

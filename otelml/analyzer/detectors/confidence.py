@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ... import semconv
 from ..references import Reference
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 from .base import PERFORMANCE, WARNING, Detector, Finding, state
 from .rates import RateDetector
 from .sequential import SequentialConfig

@@ -33,7 +33,7 @@ import numpy as np
 
 from ... import histogram, semconv
 from ..references import Reference
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 from .base import CRITICAL, DRIFT, INFO, WARNING, Detector, Finding
 from .distances import all_distances, wasserstein_sd
 from .edetector import EDetectorConfig, FeatureBank, log_sum_exp

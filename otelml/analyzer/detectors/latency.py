@@ -10,7 +10,7 @@ import numpy as np
 
 from ... import histogram, semconv
 from ..references import Reference
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 from .base import PERFORMANCE, WARNING, Detector, Finding
 from .edetector import FeatureEDetector
 from .rates import RateDetector

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ... import semconv
 from ..references import Reference
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 from .base import PERFORMANCE, WARNING, Detector, Finding
 from .sequential import FAST, RateIncrease, SequentialConfig, upper_bound
 

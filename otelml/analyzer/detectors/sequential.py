@@ -15,7 +15,7 @@ run length to false alarm by ``A`` windows.
 - :class:`CountDrop` / :class:`CountRise`: a Poisson count per window (calls) falls below / rises above ``rate0``.
   Factor: the likelihood ratio of rate ``rho rate0`` against ``rate0``, ``rho^k exp((1 - rho) rate0)``.
 
-Both keep a tiny state, checkpointed as plain data (``otelml.analyzer.codec``).
+Both keep a tiny state, checkpointed as plain data (``otelml.analyzer.store.codec``).
 
 Example:
     >>> det = RateIncrease(p0=0.01)

@@ -37,7 +37,7 @@ from scipy import stats
 
 from ... import semconv
 from ..references import Reference
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 from .base import INTEGRITY, WARNING, Detector, Finding
 from .edetector import log_sum_exp
 from .sequential import FAST, RateIncrease, SequentialConfig, upper_bound

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import histogram, semconv
-from ..windows import ClosedWindow
+from ..state.windows import ClosedWindow
 
 WINDOW_NS = 60 * 10**9
 

@@ -1,4 +1,4 @@
-"""OTLP receivers (gRPC and HTTP) and the status API, as the OTLP specification defines them.
+"""OTLP receivers (gRPC and HTTP), as the OTLP specification defines them.
 
 - OTLP/gRPC: ``MetricsService/Export`` and ``TraceService/Export`` with raw-bytes handlers (the request is parsed
   once, by the decoder, and journaled as received); receive limit raised to 64 MiB. Undecodable requests get
@@ -8,24 +8,17 @@
   optionally gzip. Answers: 200 with the export response (partial success when points were rejected), 400 with a
   ``google.rpc.Status`` for undecodable bodies, 413 past 64 MiB after decompression, 415 for other content types,
   503 with ``Retry-After`` when overloaded, 401 without the bearer token. Responses use the request's encoding.
-- Status page and API on ``--http``: ``GET /`` (the status page, HTML), ``GET /healthz`` (alive),
-  ``GET /readyz`` (state loaded, receivers up),
-  ``GET /api/models``, ``GET /api/health``, ``GET /api/alarms``. ``/api/*`` needs the bearer token when one is
-  set.
 
-Tornado serves HTTP; each server runs its own IOLoop on a thread.
+Tornado serves HTTP, each server on its own IOLoop thread (``web``); the status page and API are ``api.routes``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
-import ssl
-import threading
 import zlib
 from concurrent import futures
+from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import json_format
@@ -33,16 +26,12 @@ from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
-from . import status_page
+from ..web import HttpThread, require_tornado, ssl_context, token_ok, tornado
 from .decode import DecodeError, decode_metrics, decode_traces
-from .service import Analyzer, Overloaded
+from .errors import Overloaded
 
-try:
-    import tornado.httpserver
-    import tornado.netutil
-    import tornado.web
-except ImportError:  # pragma: no cover - depends on the install
-    tornado = None
+if TYPE_CHECKING:
+    from ..service import Analyzer
 
 logger = logging.getLogger("otelml.analyzer")
 
@@ -74,17 +63,6 @@ def _response(signal: str, applied):
             partial_type(**{field_name: applied.rejected, "error_message": "; ".join(applied.errors)[:4096]})
         )
     return response
-
-
-def _token_ok(expected: str | None, header: str | None) -> bool:
-    if not expected:
-        return True
-    return header is not None and hmac.compare_digest(header.encode(), f"Bearer {expected}".encode())
-
-
-def _address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 # --- gRPC ---------------------------------------------------------------------------------------------------------
@@ -127,7 +105,7 @@ class GrpcReceiver:
 
         def export(body: bytes, context):
             metadata = dict(context.invocation_metadata())
-            if not _token_ok(token, metadata.get("authorization")):
+            if not token_ok(token, metadata.get("authorization")):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
             try:
                 decoded = decode(body, PROTOBUF)
@@ -149,61 +127,6 @@ class GrpcReceiver:
 
 
 # --- HTTP ---------------------------------------------------------------------------------------------------------
-def _require_tornado():
-    if tornado is None:
-        raise RuntimeError("the analyzer's HTTP servers need tornado: pip install 'otelml[analyzer]'")
-
-
-class _Thread:
-    """A tornado application on its own IOLoop thread."""
-
-    def __init__(self, app, address: str, ssl_context, max_body: int):
-        host, port = _address(address)
-        self._ready = threading.Event()
-        self._app, self._host, self._port, self._ssl, self._max_body = app, host, port, ssl_context, max_body
-        self._loop = None
-        self._thread = threading.Thread(target=self._run, name=f"http-{port}", daemon=True)
-        self.error = None
-
-    def _run(self):
-        asyncio.set_event_loop(asyncio.new_event_loop())
-        self._loop = asyncio.get_event_loop()
-        try:
-            server = tornado.httpserver.HTTPServer(
-                self._app, ssl_options=self._ssl, max_body_size=self._max_body, decompress_request=False
-            )
-            sockets = tornado.netutil.bind_sockets(self._port, address=self._host)
-            self.port = sockets[0].getsockname()[1]
-            server.add_sockets(sockets)
-        except Exception as exc:
-            self.error = exc
-            self._ready.set()
-            return
-        self._server = server
-        self._ready.set()
-        self._loop.run_forever()
-
-    def start(self):
-        self._thread.start()
-        self._ready.wait(10)
-        if self.error is not None:
-            raise OSError(f"cannot listen on {self._host}:{self._port}: {self.error}")
-
-    def stop(self):
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._server.stop)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
-
-
-def _ssl_context(config):
-    if not config.tls_cert:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_cert, config.tls_key)
-    return context
-
-
 def _inflate(body: bytes) -> bytes:
     """gzip-decoded body, refusing to grow past MAX_BODY (decompression bombs)."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -215,8 +138,8 @@ def _inflate(body: bytes) -> bytes:
     return out
 
 
-def http_receiver(analyzer: Analyzer, address: str) -> _Thread:
-    _require_tornado()
+def http_receiver(analyzer: Analyzer, address: str) -> HttpThread:
+    require_tornado()
     token = analyzer.config.auth_token
     # Decoding and ingest run on these threads, not on the IOLoop, so that the loop goes on reading other requests
     # and an overloaded analyzer answers 503 within max_wait instead of holding senders in its socket queue
@@ -234,7 +157,7 @@ def http_receiver(analyzer: Analyzer, address: str) -> _Thread:
         def prepare(self):
             """Credentials from the headers, before any of the body is read: an unauthenticated sender costs no
             memory, whatever the size it announces."""
-            if not _token_ok(token, self.request.headers.get("Authorization")):
+            if not token_ok(token, self.request.headers.get("Authorization")):
                 content_type = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
                 self._status(401, code_pb2.UNAUTHENTICATED, "missing or wrong bearer token", content_type == JSON)
 
@@ -293,50 +216,4 @@ def http_receiver(analyzer: Analyzer, address: str) -> _Thread:
     app = tornado.web.Application(
         [(r"/v1/metrics", Export, {"signal": "metrics"}), (r"/v1/traces", Export, {"signal": "traces"})]
     )
-    return _Thread(app, address, _ssl_context(analyzer.config), 16 * MAX_BODY)  # the handler enforces MAX_BODY
-
-
-def api_server(analyzer: Analyzer, address: str, receivers_up) -> _Thread:
-    _require_tornado()
-    token = analyzer.config.auth_token
-
-    class Health(tornado.web.RequestHandler):
-        def get(self):
-            self.finish({"status": "ok"})
-
-    class Ready(tornado.web.RequestHandler):
-        def get(self):
-            ok = analyzer.ready and receivers_up()
-            self.set_status(200 if ok else 503)
-            self.finish({"ready": ok})
-
-    class Api(tornado.web.RequestHandler):
-        def initialize(self, read):
-            self.read = read
-
-        def get(self):
-            if not _token_ok(token, self.request.headers.get("Authorization")):
-                self.set_status(401)
-                return self.finish({"error": "missing or wrong bearer token"})
-            self.set_header("Content-Type", JSON)
-            self.finish(json.dumps(self.read(), default=str))
-
-    class Page(tornado.web.RequestHandler):
-        def get(self):
-            if not _token_ok(token, self.request.headers.get("Authorization")):
-                self.set_status(401)
-                return self.finish("missing or wrong bearer token")
-            self.set_header("Content-Type", "text/html; charset=utf-8")
-            self.finish(status_page.render(analyzer.page_data()))
-
-    app = tornado.web.Application(
-        [
-            (r"/", Page),
-            (r"/healthz", Health),
-            (r"/readyz", Ready),
-            (r"/api/models", Api, {"read": lambda: {"models": analyzer.models()}}),
-            (r"/api/health", Api, {"read": analyzer.health}),
-            (r"/api/alarms", Api, {"read": lambda: {"alarms": analyzer.alarms()}}),
-        ]
-    )
-    return _Thread(app, address, _ssl_context(analyzer.config), 1024 * 1024)
+    return HttpThread(app, address, ssl_context(analyzer.config), 16 * MAX_BODY)  # the handler enforces MAX_BODY

@@ -18,6 +18,12 @@ its kind:
 
 Anything else cannot be encoded (``TypeError``); a blob that is not of this format, names an unknown class, dtype or
 kind, or does not add up, cannot be decoded (``ValueError``). Sizes are bounded by the blob's own length.
+
+Versions: classes are named by their module, so moving a class changes the format. Format 2 names them by the
+modules of the analyzer's packages (``analyzer.state.core:State``); format 1 named the flat modules before them
+(``analyzer.state:State``). A format-1 blob still decodes when every class it names stayed where it was (references
+and histograms); a format-1 checkpoint or window names classes that moved and is refused like any blob of an unknown
+class, which the store handles (the journal after the checkpoint is replayed, the window is left out).
 """
 
 from __future__ import annotations
@@ -31,13 +37,13 @@ from collections import Counter, OrderedDict, deque
 import numpy as np
 
 MAGIC = b"OTELML-STATE"
-VERSION = 1  # the format written; decode reads versions up to this one
+VERSION = 2  # the format written; decode reads versions up to this one (see "Versions")
 _HEADER = struct.Struct(">HI")  # format version, JSON length
 _MODULES = (  # the modules whose classes may be in the analyzer's state
     "otelml.histogram",
-    *(f"otelml.analyzer.{name}" for name in ("alerts", "detection", "points", "references", "state")),
+    *(f"otelml.analyzer.{name}" for name in ("alerts.book", "detection", "ingest.points", "references")),
+    *(f"otelml.analyzer.state.{name}" for name in ("caps", "core", "streams", "windows")),
     *(f"otelml.analyzer.attacks.{name}" for name in ("answered", "bets", "config", "detectors", "traffic", "watch")),
-    *(f"otelml.analyzer.{name}" for name in ("streams", "windows")),
     *(f"otelml.analyzer.detectors.{name}" for name in ("accuracy", "availability", "base", "categories")),
     *(f"otelml.analyzer.detectors.{name}" for name in ("confidence", "drift", "edetector", "latency", "rates")),
     *(f"otelml.analyzer.detectors.{name}" for name in ("scan", "sequential", "support")),

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..histogram import ExpHistogram
+from ...histogram import ExpHistogram
 
 # Resource attributes that tell replicas apart; other resource attributes are not part of a stream's identity.
 IDENTIFYING_RESOURCE_ATTRIBUTES = ("service.name", "service.namespace", "service.instance.id", "host.name")

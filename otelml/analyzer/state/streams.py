@@ -7,7 +7,7 @@ is not newer than the last one seen is stale (a duplicate or out of order) and i
 
 Example:
     >>> import numpy as np
-    >>> from otelml.analyzer.points import Point, StreamKey
+    >>> from otelml.analyzer.ingest.points import Point, StreamKey
     >>> key = StreamKey((), "s", "m", ())
     >>> deltas = Deltas()
     >>> [deltas.delta(Point(key, "sum", 10, t, True, v, monotonic=True)).value for t, v in [(20, 5), (30, 8), (40, 2)]]
@@ -20,8 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import histogram
-from .points import ExplicitHistogram, Point
+from ... import histogram
+from ..ingest.points import ExplicitHistogram, Point
 
 
 class StalePoint(ValueError):

@@ -28,9 +28,9 @@ unmapped                         every otelml.alert.* attribute
 
 from __future__ import annotations
 
-from .. import semconv
-from .._version import __version__
-from .alerts import AlertEvent
+from ... import semconv
+from ..._version import __version__
+from .book import AlertEvent
 
 OCSF_VERSION = "1.5.0"
 _SEVERITY = {"info": (1, "Informational"), "warning": (3, "Medium"), "critical": (5, "Critical")}

@@ -1,5 +1,5 @@
 """Alert delivery: a durable outbox in the store, drained in event-time order by a thread that exports OTLP log
-records.
+records (encoded and queued by ``records``).
 
 An alert event is written to the outbox (SQLite, in its own transaction) before anything tries to send it, and
 removed only after the exporter reports success. A backend that is down keeps events waiting (retried with back-off
@@ -15,7 +15,6 @@ records keep their event name, which the SDK's log record type does not carry in
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -27,12 +26,10 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from .. import semconv
-from .._encode import any_value, key_values
-from .._export import otlp_exporter
-from .._version import __version__
-from . import ocsf
-from .alerts import AlertEvent
+from ... import semconv
+from ..._encode import key_values
+from ..._export import otlp_exporter
+from ..._version import __version__
 
 logger = logging.getLogger("otelml.analyzer")
 
@@ -64,26 +61,6 @@ def log_exporter(protocol: str, endpoint: str | None, headers: dict | None, time
     return otlp_exporter(
         _GrpcLogRequestExporter, _HttpLogRequestExporter, "/v1/logs", protocol, endpoint, headers, timeout_s
     )
-
-
-def encode(event: AlertEvent, body_format: str = "text") -> bytes:
-    """One alert event as a serialized OTLP ``LogRecord``; ``body_format`` "ocsf" puts the OCSF Detection
-    Finding (JSON) in the body instead of the sentence."""
-    body = json.dumps(ocsf.detection_finding(event)) if body_format == "ocsf" else event.body
-    record = logs_pb2.LogRecord(
-        time_unix_nano=event.time_unix_nano,
-        observed_time_unix_nano=event.time_unix_nano,
-        severity_number=event.severity_number,
-        severity_text=event.severity_text,
-        body=any_value(body),
-        attributes=key_values(event.attributes),
-        event_name=semconv.EVENT_ALERT,
-    )
-    if event.trace_id:
-        record.trace_id = bytes.fromhex(event.trace_id)
-    if event.span_id:
-        record.span_id = bytes.fromhex(event.span_id)
-    return record.SerializeToString()
 
 
 def request(records: list[bytes], resource_attributes: dict) -> ExportLogsServiceRequest:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import histogram, semconv
-from .points import ExplicitHistogram, Point
+from ... import histogram, semconv
+from ..ingest.points import ExplicitHistogram, Point
 
 _COMPACT_AT = 64
 EXEMPLAR_STREAMS = 32  # streams per window whose exemplars are kept ...

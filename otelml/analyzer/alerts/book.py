@@ -15,9 +15,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from .. import semconv
-from .detectors import Finding
-from .detectors.base import ADVERSARIAL
+from ... import semconv
+from ..detectors import Finding
+from ..detectors.base import ADVERSARIAL
 
 REFERENCE_ACTIONS = {  # store events that raise a reference-guard alert, and how the alert puts them
     "promoted": "the pinned reference was replaced: ",
@@ -231,3 +231,15 @@ def _body(state, kind, label, model, version, features, lead: Finding) -> str:
     if state == semconv.ALERT_STATE_RESOLVED:
         return f"{kind} alert resolved ({label}): {where}"
     return f"{kind} alert ({label}): {where}: {lead.statistic} {lead.value:.3g} >= {lead.threshold:.3g}{effect}"
+
+
+def restored(book: AlertBook | None, resolve_windows: int, update_windows: int, min_severity: str) -> AlertBook:
+    """The alert book of a checkpoint (``None`` for none) under these settings: itself if they are its own, else a
+    fresh book that keeps its open alerts."""
+    settings = (resolve_windows, update_windows, min_severity)
+    if book is not None and (book.resolve_windows, book.update_windows, book.min_severity) == settings:
+        return book
+    fresh = AlertBook(*settings)
+    if book is not None:
+        fresh.open = book.open
+    return fresh

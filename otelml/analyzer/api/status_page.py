@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .. import histogram, semconv
+from ... import histogram, semconv
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;background:#fff}

@@ -13,8 +13,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from .. import semconv
-from .._version import __version__
+from ... import semconv
+from ..._version import __version__
 
 OUTCOMES = ("received", "accepted", "rejected", "ignored", "late", "stale")
 DRIFT_DETECTORS = ("input drift", "output drift", "prediction drift", "label mix", "category drift")
