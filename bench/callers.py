@@ -76,7 +76,7 @@ def traffic(callers: int, bits: int, queries: int, seed: int = 0) -> list:
 def requests(calls: list, bits: int) -> list:
     """The calls as export requests of ``SPANS_PER_REQUEST`` decoded spans each."""
     from otelml import semconv
-    from otelml.analyzer.points import SpanSummary
+    from otelml.analyzer.ingest.points import SpanSummary
 
     spans = []
     for i, (caller, fingerprint) in enumerate(calls):
