@@ -214,6 +214,21 @@ def test_at_the_cap_on_cumulative_streams_the_one_quiet_longest_makes_room():
     assert st.counts["streams_forgotten"] == 1 and {k.resource[0][1] for k in st.deltas.last} == {"a", "c"}
 
 
+def test_a_pinned_newcomer_gets_in_even_when_a_flood_that_keeps_sending_holds_every_place():
+    """A flood of names that each keep sending (found by the long fuzz run) held every place at the cap, all of them
+    confirmed and recent, and the canary model was turned away for good. A version whose reference is pinned before
+    it sends gets in at once, in place of the version idle longest; others are still turned away."""
+    st = State(StateConfig(window_s=1, lateness_s=0, idle_timeout_s=3600, limits=Limits(max_models=3)))
+    for i in range(3):
+        apply(st, point(f"flood-{i}", T0 + i * S), now=T0 + i * S)
+        apply(st, point(f"flood-{i}", T0 + (i + 3) * S), now=T0 + (i + 3) * S)  # confirmed, and recent
+    t = T0 + 10 * S
+    assert apply(st, point("new", t), now=t).rejected == 1 and apply(st, point("new", t), now=t).rejected == 1
+    st.pinned.add(("canary", "1"))  # as the pipeline does for every version pinned in the store
+    assert apply(st, point("canary", t), now=t).accepted == 1
+    assert ("canary", "1") in st.models and ("flood-0", "1") not in st.models and len(st.models) == 3
+
+
 def test_eviction_for_a_new_version_stays_within_its_model_and_forgets_its_cumulative_streams():
     st = State(StateConfig(window_s=60, lateness_s=0, idle_timeout_s=3600, limits=Limits(max_versions=2)))
     apply(st, point("m", T0 + S, "1", cumulative=True), point("m", T0 + S, "2", cumulative=True), now=T0)

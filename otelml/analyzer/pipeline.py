@@ -115,6 +115,8 @@ class Pipeline:
         if current != self._store_version:
             self._store_version = current
             self._pinned_cache = {key: self.store.pinned(*key) for key in self.store.pinned_versions()}
+            # known to the state before their first point: a pinned newcomer gets in at the cap on models
+            self.state.pinned.update(key for key, ref in self._pinned_cache.items() if ref is not None)
 
     def pinned(self, model: str, version: str) -> Reference | None:
         """The pinned reference, cached until the store changes."""

@@ -7,7 +7,10 @@ Caps (:class:`Limits`) bound memory whatever senders send, without locking new m
 by evicting, in this order: the version on probation that sent data longest ago, then the confirmed version that has
 been idle longest; never one with a pinned reference (``State.pinned``) or a confirmed one that sent data within the
 last ``protect_windows`` windows or ``protect_s`` seconds, whichever is longer (of arrival time). Eviction drops the
-version's open windows and its cumulative streams; its history and references stay in the store, and if it comes back it starts afresh. Evictions are counted
+version's open windows and its cumulative streams; its history and references stay in the store, and if it comes
+back it starts afresh. A new version with a pinned reference (built with ``otelml reference build`` before it sends,
+say) is let in at once, evicting as above but with recent data protecting no one: a flood of names that keep sending
+can otherwise hold every place, since one shared token cannot tell its sender from others. Evictions are counted
 (``evicted``, and ``evicted_points`` for the points of its open windows) and logged at most once a minute. Inside a
 window, a new attribute set past ``max_values`` per metric and feature, or ``max_series`` in all, is folded into one
 ``__other__`` stand-in per metric and feature (``windows``), counted as ``overflow``: detectors see mass move to an
@@ -91,9 +94,10 @@ class Admission:
         self.counts["streams_forgotten"] += 1
         return True
 
-    def _evict(self, model: str | None, now_ns: int) -> bool:
+    def _evict(self, model: str | None, now_ns: int, protect: bool = True) -> bool:
         """Make room for a new version of ``model`` (or, with ``None``, a new model name) by the module docstring's
-        policy; returns whether room was made."""
+        policy; returns whether room was made. With ``protect`` false (for a pinned newcomer), recent data protects
+        no one; a pinned reference still does."""
 
         def alone(key):  # evicting this version frees what the newcomer needs
             return key[0] == model if model is not None else self._names[key[0]] == 1
@@ -107,7 +111,7 @@ class Admission:
                 unit = mv.key if model is not None else mv.model
                 if model is not None and mv.model != model:
                     continue
-                if mv.key in self.pinned or (mv.confirmed and mv.last_arrival_ns >= recent):
+                if mv.key in self.pinned or (protect and mv.confirmed and mv.last_arrival_ns >= recent):
                     idle[unit] = None  # protected: the unit cannot go
                 elif idle.get(unit, 0) is not None:
                     idle[unit] = max(idle.get(unit, 0), mv.last_arrival_ns)

@@ -279,7 +279,11 @@ class State(Admission):
         limits = self.config.limits
         versions = self._names[model]
         full = versions >= limits.max_versions if versions else len(self._names) >= limits.max_models
-        if full and not (self._second_request((model, version)) and self._evict(model if versions else None, now_ns)):
+        scope = model if versions else None
+        if full and not (
+            ((model, version) in self.pinned and self._evict(scope, now_ns, protect=False))
+            or (self._second_request((model, version)) and self._evict(scope, now_ns))
+        ):
             return None
         mv = self.models[(model, version)] = ModelVersion(model, version, first_seen_ns=now_ns)
         self._names[model] += 1
