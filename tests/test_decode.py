@@ -21,10 +21,6 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 from opentelemetry.sdk.resources import Resource as SDKResource
 from opentelemetry.trace import Status, StatusCode
 
-from otelml._encode import encode, key_values
-from otelml._outputs import read_outputs
-from otelml._recorder import Exemplar as CallExemplar
-from otelml._recorder import Registry
 from otelml.analyzer.decode import (
     DecodeError,
     decode_metrics,
@@ -35,6 +31,10 @@ from otelml.analyzer.decode import (
 )
 from otelml.analyzer.points import Exemplar
 from otelml.histogram import MAX_SCALE, MIN_SCALE, ExpHistogram
+from otelml.sdk.encode import encode, key_values
+from otelml.sdk.outputs import read_outputs
+from otelml.sdk.recorder import Exemplar as CallExemplar
+from otelml.sdk.recorder import Registry
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 DELTA = pb.AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA

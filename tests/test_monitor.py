@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 import otelml
 from otelml import semconv
-from otelml._recorder import BLOCK_ROWS
+from otelml.sdk.recorder import BLOCK_ROWS
 
 from .conftest import collect
 
@@ -242,7 +242,7 @@ def test_span_id_is_the_prediction_id(runtime, spans):
 
 
 def test_cardinality_caps(spans, dropped):
-    limits = otelml._recorder.Limits(max_features=3, max_labels=2, max_categories=2)
+    limits = otelml.sdk.recorder.Limits(max_features=3, max_labels=2, max_categories=2)
     rt = otelml.configure(tracer_provider=spans[0], export_metrics=False, limits=limits)
     try:
         predict = otelml.monitor(model="m", version="1", output="labels")(lambda x: np.array(["a", "b", "c", "d"]))
@@ -304,7 +304,7 @@ def test_a_forked_child_records_on_its_own(runtime):
     if pid == 0:  # child: parent's data is not repeated, new calls count
         try:
             predict(np.ones((2, 2)))
-            snap = collect(otelml._config.runtime())[("fork", "1")]
+            snap = collect(otelml.sdk.runtime.default_runtime())[("fork", "1")]
             os.write(write, str(snap.counters[(semconv.METRIC_ROWS, None)]).encode())
         finally:
             os._exit(0)

@@ -9,7 +9,6 @@ import dataclasses
 import numpy as np
 
 from otelml import histogram, semconv
-from otelml._export import next_export_delay
 from otelml.analyzer.detection import Detection
 from otelml.analyzer.detectors import (
     AvailabilityDetector,
@@ -23,6 +22,7 @@ from otelml.analyzer.detectors.synthetic import window as synthetic_window
 from otelml.analyzer.points import Decoded, Point, StreamKey
 from otelml.analyzer.references import Reference
 from otelml.analyzer.state import State, StateConfig
+from otelml.sdk.export import next_export_delay
 
 S = 1_000_000_000
 W = 60 * S
