@@ -94,6 +94,12 @@ class monitor:
             self.attributes[semconv.MODEL_VERSION] = self.version
         self.exemplars = RateGate(calls.EXEMPLAR_EVERY_NS)
         self._bindings = Bindings(self)
+        self._frozen = True
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"a monitor does not change once made; make another (setting {name!r})")
+        super().__setattr__(name, value)
 
     def binding(self):
         """The :class:`~otelml.sdk.call.Binding` to this monitor's runtime (given, else the default one); ``None``
@@ -105,8 +111,10 @@ class monitor:
         position, name = _input_argument(fn, self.inputs)
         caller_of = _caller_reader(fn, self.caller)
 
+        bindings, runtime = self._bindings, self.runtime
+
         def start(args, kwargs):
-            binding = self.binding()
+            binding = bindings.get(runtime or default_runtime())
             if binding is None:
                 return None
             x = args[position] if position < len(args) else kwargs.get(name) if name is not None else None
