@@ -2,7 +2,7 @@
 
     python alibi_cvm.py IN.npz OUT.json THRESHOLDS.npy
 
-alibi-detect 0.13 pins numpy<2, so it cannot share the project's environment: ``evaluate.py`` installs it into a
+alibi-detect 0.13 pins numpy<2, so it cannot share the project's environment: ``evaluate/alibi.py`` installs it into a
 venv of its own, writes the streams to ``IN.npz`` and reads the results back from ``OUT.json``. This script imports
 nothing from otelml.
 

@@ -114,8 +114,11 @@ def _check_readable(config, *settings: str) -> None:
 
 
 def _analyzer(args) -> int:
+    from .analyzer import allocator
     from .analyzer import config as analyzer_config
     from .analyzer.server import Server
+
+    allocator.limit_retention()  # before the receivers' threads allocate
 
     handler = logging.StreamHandler()
     handler.setFormatter(

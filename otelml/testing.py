@@ -200,9 +200,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch_analyzer(ports, state_dir, *flags, env=None, output=None) -> subprocess.Popen:
-    """``otelml analyzer`` as a real process on ``ports`` (gRPC, HTTP, status), once it answers ``/readyz``.
-    Its log goes to ``output`` (an open file), else to a pipe that is read if it fails to start."""
+def launch_analyzer(ports, state_dir, *flags, env=None, output=None, ready_within=60.0) -> subprocess.Popen:
+    """``otelml analyzer`` as a real process on ``ports`` (gRPC, HTTP, status), once it answers ``/readyz`` (within
+    ``ready_within`` seconds: a restart replays the journal, slowly on a loaded machine). Its log goes to ``output``
+    (an open file), else to a pipe that is read if it fails to start."""
     command = [sys.executable, "-m", "otelml.cli", "analyzer", "--otlp-grpc", f"127.0.0.1:{ports[0]}"]
     command += ["--otlp-http", f"127.0.0.1:{ports[1]}", "--http", f"127.0.0.1:{ports[2]}", "--state-dir", state_dir]
     proc = subprocess.Popen(
@@ -212,7 +213,7 @@ def launch_analyzer(ports, state_dir, *flags, env=None, output=None) -> subproce
         text=output is None,
         env=dict(os.environ, **(env or {})),
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + ready_within
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/readyz", timeout=1) as response:

@@ -166,7 +166,7 @@ def twice(st, p, now):
 
 
 def test_eviction_takes_the_never_confirmed_first_then_the_idle_never_the_pinned_or_the_active():
-    limits = Limits(max_models=4, protect_windows=2)
+    limits = Limits(max_models=4, protect_windows=2, protect_s=1)
     st = State(StateConfig(window_s=60, lateness_s=0, idle_timeout_s=3600, limits=limits))
     apply(st, point("pinned", T0 + S), now=T0)
     st.pinned.add(("pinned", "1"))
@@ -185,6 +185,37 @@ def test_eviction_takes_the_never_confirmed_first_then_the_idle_never_the_pinned
     much_later = twice(st, point("new-5", T0 + 30 * W), now=T0 + 30 * W)  # the pinned stays however idle
     assert much_later.accepted == 1 and ("pinned", "1") in st.models and st.counts["evicted"] == 3
     assert st.take_evicted() == [("new-1", "1"), ("idle", "1"), ("active", "1")] and st.take_evicted() == []
+
+
+@pytest.mark.parametrize("protect_s, kept", [(600.0, True), (1.0, False)])
+def test_with_short_windows_a_model_that_sends_every_few_minutes_keeps_its_place(protect_s, kept):
+    """Protection was counted in windows only: with one-second windows, a canary that sent once a minute was evicted
+    by a flood of names (found by the fuzz run). A model with data in the last ``protect_s`` seconds stays too."""
+    limits = Limits(max_models=3, protect_s=protect_s)
+    st = State(StateConfig(window_s=1, lateness_s=0, idle_timeout_s=3600, limits=limits))
+    apply(st, point("canary", T0 + S), now=T0 + S)
+    apply(st, point("canary", T0 + 2 * S), now=T0 + 2 * S)  # confirmed: data in a second window
+    t = T0 + 180 * S  # three minutes (180 windows) later, a flood of names that each send in two windows
+    for i in range(6):
+        if apply(st, point(f"flood-{i}", t), now=t).rejected:  # at the cap: turned away once
+            apply(st, point(f"flood-{i}", t), now=t)
+        apply(st, point(f"flood-{i}", t + S), now=t + S)
+        t += 2 * S
+    assert (("canary", "1") in st.models) is kept
+    assert len(st.models) == 3  # the flood filled the cap
+
+
+def test_at_the_cap_on_cumulative_streams_the_one_quiet_longest_makes_room():
+    """Full of cumulative streams, a live model rejected every new one until a restart (replicas that restart with
+    new instance ids fill it). A stream whose last point is over ``protect_s`` old is forgotten to make room."""
+    st = State(StateConfig(window_s=60, lateness_s=0, idle_timeout_s=3600, limits=Limits(max_streams=2)))
+    apply(
+        st, point("m", T0 + S, instance="a", cumulative=True), point("m", T0 + S, instance="b", cumulative=True), now=T0
+    )
+    apply(st, point("m", T0 + 500 * S, instance="a", cumulative=True), now=T0 + 500 * S)  # a is alive, b went
+    assert apply(st, point("m", T0 + 550 * S, instance="c", cumulative=True), now=T0 + 550 * S).rejected == 1
+    assert apply(st, point("m", T0 + 700 * S, instance="c", cumulative=True), now=T0 + 700 * S).accepted == 1
+    assert st.counts["streams_forgotten"] == 1 and {k.resource[0][1] for k in st.deltas.last} == {"a", "c"}
 
 
 def test_eviction_for_a_new_version_stays_within_its_model_and_forgets_its_cumulative_streams():

@@ -155,6 +155,7 @@ def test_state_config_is_validated():
 
 def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
     from otelml.analyzer import config
+    from otelml.analyzer.attacks import AttackConfig
 
     path = tmp_path / "analyzer.toml"
     path.write_text('[analyzer]\nwindow = 30\notlp_grpc = "0.0.0.0:14317"\n[analyzer.limits]\nmax_models = 7\n')
@@ -166,6 +167,10 @@ def test_config_files_flags_and_defaults(tmp_path, monkeypatch):
     path.write_text('[analyzer.attacks]\ntrusted = ["gateway-id"]\nfalse_alarms = 1e5\n')
     attacks = config.load(str(path)).attacks
     assert attacks.trusted == ("gateway-id",) and attacks.false_alarms == 1e5 and attacks.max_callers == 20_000
+    expected = AttackConfig(trusted=("gateway-id",))
+    assert attacks == expected and hash(attacks) == hash(expected)  # the file's list became the tuple
+    with pytest.raises(ValueError, match="a tuple when built in code"):
+        AttackConfig(trusted=["gateway-id"])  # a list is made a tuple before construction, by AttackConfig.from_table
     path.write_text("[analyzer]\nwindw = 30\n")
     with pytest.raises(ValueError, match="unknown settings.*windw"):
         config.load(str(path))
@@ -264,3 +269,15 @@ def test_findings_show_example_calls_of_what_they_saw():
     assert shown(ErrorRateDetector(), feature=None)[0] == "d"
     assert shown(InputRangeDetector(), feature="x1")[:2] == ["b", "h"]
     assert shown(InputRangeDetector(), feature=None, details={"features": ["x0"]})[:2] == ["g", "e"]
+
+
+@pytest.mark.parametrize("history", [20, 1440])
+def test_memory_keeps_the_last_windows_and_the_store_keeps_the_history(history):
+    """A day of one-minute windows per model version was held in memory, though only the last 60 are read there
+    (the store keeps the history)."""
+    from otelml.analyzer.state import IN_MEMORY_WINDOWS
+
+    st = state(limits=Limits(history=history))
+    closed = sum((apply(st, rows(T0 + i * 60 * S + 5 * S, 1)).closed for i in range(100)), [])
+    assert len(closed) >= 90
+    assert len(st.models[("m", "1")].history) == min(history, IN_MEMORY_WINDOWS)

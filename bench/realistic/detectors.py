@@ -13,7 +13,8 @@ import copy
 import math
 
 import numpy as np
-from evaluate import Otelml, River, _ecdf_steps, adwin, merged_window, names
+from evaluate.detectors import Otelml, River, _ecdf_steps, adwin
+from evaluate.streams import merged_window, names
 from scipy import stats
 
 from otelml.analyzer.detectors.drift import DriftConfig
@@ -90,8 +91,8 @@ def _step(detector):
 
 class KsModel:
     """A two-sample KS test of every window against the reference, per feature, at p < 1/(A F): the p-value of
-    ``evaluate.ks_pvalues`` (scipy's ``kstwo.sf(D, round(n m / (n + m)))``, ties counted exactly), compared through
-    its critical D for the window's size, which is the same test and much faster."""
+    ``evaluate.detectors.ks_pvalues`` (scipy's ``kstwo.sf(D, round(n m / (n + m)))``, ties counted exactly),
+    compared through its critical D for the window's size, which is the same test and much faster."""
 
     def __init__(self, reference_rows: np.ndarray, a: float = A):
         self.sorted = np.sort(reference_rows, axis=0)

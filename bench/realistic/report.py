@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from evaluate import delay_summary, goal_mark, print_table, within
+from evaluate.report import delay_summary, goal_mark, print_table, within
 from scipy import stats
 
 import otelml

@@ -149,4 +149,6 @@ def load(path: str | None = None, **overrides) -> AnalyzerConfig:
     values.update({k: v for k, v in overrides.items() if v is not None})
     if not values.get("auth_token") and os.environ.get("OTELML_AUTH_TOKEN"):
         values["auth_token"] = os.environ["OTELML_AUTH_TOKEN"]
-    return AnalyzerConfig(**values, limits=Limits(**tables["limits"]), attacks=AttackConfig(**tables["attacks"]))
+    return AnalyzerConfig(
+        **values, limits=Limits(**tables["limits"]), attacks=AttackConfig.from_table(tables["attacks"])
+    )

@@ -24,6 +24,7 @@ from .store import CANDIDATE, PINNED, Store
 
 _DECODERS = {"metrics": decode_metrics, "traces": decode_traces}
 _REPORT_REJECTIONS_EVERY_S = 60.0
+_CHECKPOINT_SHARE = 0.1  # at most this share of the time goes to checkpoints, which hold the ingest lock
 _CHECKPOINTED = (State, references.Warmup, Detection, AlertBook, CallerWatch)  # what a checkpoint holds, in order
 
 
@@ -57,6 +58,8 @@ class Analyzer:
         self._unsaved: list = []  # closed windows not yet in the store
         self._journal_position = 0
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_seconds = 0.0  # how long the last checkpoint took
+        self._health: dict = {}  # what /api/health reads without waiting for the ingest lock; see _snapshot
         self.overloaded = 0
         self.window_failures = 0  # closed windows whose detection or alerting raised (each logged), in /api/health
         self.alerts_queued = False
@@ -110,7 +113,7 @@ class Analyzer:
         self._previous: dict = {}  # (model, version) -> Reference of the previous version, or None
         self._store_version = None  # the store's version when the pinned references were last read; None: never
         for mv in self.state.models.values():
-            mv.history.extend(self.store.windows(mv.model, mv.version, self.config.limits.history))
+            mv.history.extend(self.store.windows(mv.model, mv.version, self.state.config.in_memory_windows))
         self._journal_position = upto
         replayed = 0
         for position, signal, payload, received_ns in self.store.journal_after(upto):
@@ -124,6 +127,8 @@ class Analyzer:
             self._journal_position = position
             replayed += 1
         self.checkpoint()
+        self._set_aside = self.store.set_aside_count()  # rows are set aside only by the replay above
+        self._snapshot()
         self.ready = True
         logger.info(
             "analyzer state restored: %d model versions, %d requests replayed", len(self.state.models), replayed
@@ -163,8 +168,8 @@ class Analyzer:
                 now = time.time_ns()
                 self._journal_position = self.store.append(f"{signal}:{content_type}", payload, now)
                 applied = self._apply(decoded, now)
-                if self._unsaved or time.monotonic() - self._last_checkpoint > self.config.checkpoint_interval:
-                    self._checkpoint_locked()
+                self._checkpoint_if_due()
+                self._snapshot()
                 return applied
             finally:
                 self._lock.release()
@@ -285,15 +290,24 @@ class Analyzer:
             self._reference_actions()
             closed = self.state.tick(now_ns or time.time_ns())
             self._closed(closed)
-            if self._unsaved or time.monotonic() - self._last_checkpoint > self.config.checkpoint_interval:
-                self._checkpoint_locked()
+            self._checkpoint_if_due()
+            self._snapshot()
         return len(closed)
 
     def checkpoint(self) -> None:
         with self._lock:
             self._checkpoint_locked()
 
+    def _checkpoint_if_due(self) -> None:
+        """Checkpoint every ``checkpoint_interval``, or less often while a checkpoint takes more than
+        ``_CHECKPOINT_SHARE`` of that: as the state grows, ingest keeps most of the time. Closed windows wait for the
+        next checkpoint like everything else; until then the journal covers them (a restart closes them again)."""
+        since = time.monotonic() - self._last_checkpoint
+        if since >= max(self.config.checkpoint_interval, self._checkpoint_seconds / _CHECKPOINT_SHARE):
+            self._checkpoint_locked()
+
     def _checkpoint_locked(self) -> None:
+        start = time.monotonic()
         self.store.checkpoint(
             (self.state, self.warmup, self.detection, self.alerts, self.attacks),
             self._journal_position,
@@ -302,6 +316,7 @@ class Analyzer:
         )
         self._unsaved = []
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_seconds = self._last_checkpoint - start
 
     def close(self) -> None:
         self.checkpoint()
@@ -360,23 +375,34 @@ class Analyzer:
             "candidates": [ref.hash for status, ref in refs if status == CANDIDATE],
         }
 
+    def _snapshot(self) -> None:
+        """Take, under the ingest lock, the counts that ``/api/health`` reads without it."""
+        self._health = {
+            "models": len(self.state.models),
+            "windows_closed": sum(mv.windows_closed for mv in self.state.models.values()),
+            "cumulative_streams": len(self.state.deltas),
+            "points": dict(self.state.counts),
+            "detector_failures": self.detection.failed,
+            "callers": self.attacks.summary(),
+            "journal_position": self._journal_position,
+            "journal_set_aside": self._set_aside,
+        }
+
     def health(self) -> dict:
-        with self._lock:
-            counts = dict(self.state.counts)
-            streams = len(self.state.deltas)
-            models = len(self.state.models)
-            windows_closed = sum(mv.windows_closed for mv in self.state.models.values())
+        """What ``GET /api/health`` returns: counts as of the last request or tick, read without the ingest lock, so
+        a long checkpoint or window never delays it."""
+        snapshot = self._health
         return {
             "ready": self.ready,
-            "models": models,
-            "windows_closed": windows_closed,
-            "cumulative_streams": streams,
-            "points": counts,
+            "models": snapshot["models"],
+            "windows_closed": snapshot["windows_closed"],
+            "cumulative_streams": snapshot["cumulative_streams"],
+            "points": snapshot["points"],
             "overloaded": self.overloaded,
-            "detector_failures": self.detection.failed,
+            "detector_failures": snapshot["detector_failures"],
             "window_failures": self.window_failures,
-            "journal_set_aside": self.store.set_aside_count(),
+            "journal_set_aside": snapshot["journal_set_aside"],
             "store_seconds": round(self.store.seconds_in_store, 6),
-            "journal_position": self._journal_position,
-            "callers": self.attacks.summary(),
+            "journal_position": snapshot["journal_position"],
+            "callers": snapshot["callers"],
         }

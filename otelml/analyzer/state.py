@@ -22,7 +22,7 @@ Caps (:class:`Limits`) bound memory whatever senders send, without locking new m
 ``NEWCOMERS`` newcomers and its points are rejected, so a flood of names sent once evicts nothing), and room is made
 by evicting, in this order: the version on probation that sent data longest ago, then the confirmed version that has
 been idle longest; never one with a pinned reference (``State.pinned``) or a confirmed one that sent data within the
-last ``protect_windows`` windows (of arrival time). Eviction drops the version's open windows and its cumulative
+last ``protect_windows`` windows or ``protect_s`` seconds, whichever is longer (of arrival time). Eviction drops the version's open windows and its cumulative
 streams; its history and references stay in the store, and if it comes back it starts afresh. Evictions are counted
 (``evicted``, and ``evicted_points`` for the points of its open windows) and logged at most once a minute. Inside a
 window, a new attribute set past ``max_values`` per metric and feature, or ``max_series`` in all, is folded into one
@@ -48,6 +48,11 @@ NEWCOMERS = 65_536  # model versions turned away at the cap that are remembered,
 ROUTES = 65_536  # streams whose routing is cached; the cache starts afresh when full
 _LOG_EVICTIONS_EVERY_NS = 60 * 10**9
 
+# Closed windows a model version keeps in memory: the status page shows the last 60, the comparison with the previous
+# version reads 30. The store keeps ``Limits.history`` (a day of one-minute windows); at the default that cut the
+# memory per version 24-fold.
+IN_MEMORY_WINDOWS = 60
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -57,12 +62,13 @@ class Limits:
     max_versions: int = 50  # per model
     max_features: int = 1000  # per model version
     max_streams: int = 200_000  # cumulative streams remembered for delta conversion
-    history: int = 1440  # closed windows kept per model version
+    history: int = 1440  # closed windows kept per model version in the store (IN_MEMORY_WINDOWS of them in memory)
     max_future_s: float = 600.0  # points timestamped further ahead of the wall clock are rejected
     max_values: int = 1000  # attribute sets per metric and feature in one window; more fold into __other__
     max_series: int = 20_000  # attribute sets in one window, all metrics together; more fold into __other__
     max_sources: int = 1000  # sources tracked per model version; more are accepted but hold no windows open
     protect_windows: int = 60  # at the cap, a confirmed model version with data this many windows back stays
+    protect_s: float = 600.0  # ... or with data this many seconds back, where that is longer (short windows)
 
     def __post_init__(self):
         for f in fields(self):
@@ -82,6 +88,11 @@ class StateConfig:
     def __post_init__(self):
         if self.window_s <= 0 or self.lateness_s < 0 or self.idle_timeout_s <= 0:
             raise ValueError("window must be positive, lateness non-negative, idle timeout positive")
+
+    @property
+    def in_memory_windows(self) -> int:
+        """Closed windows a model version keeps in memory; the store keeps ``limits.history``."""
+        return min(self.limits.history, IN_MEMORY_WINDOWS)
 
 
 @dataclass(eq=False)
@@ -233,6 +244,7 @@ class State:
             point.cumulative
             and point.key not in self.deltas.last
             and len(self.deltas) >= self.config.limits.max_streams
+            and not self._forget_idle_stream(now_ns)
         ):
             return f"metric {point.key.metric!r}: over the cap of {self.config.limits.max_streams} cumulative streams"
         if feature is not None and feature not in mv.features:
@@ -335,6 +347,14 @@ class State:
         del self._newcomers[fingerprint]
         return True
 
+    def _forget_idle_stream(self, now_ns: int) -> bool:
+        """At the cap on cumulative streams, make room by forgetting the one with the oldest last point, if that is
+        more than ``protect_s`` old (a replica gone, most likely: exporters repeat cumulative points every interval)."""
+        if not self.deltas.forget_idle(now_ns - int(self.config.limits.protect_s * 1e9)):
+            return False
+        self.counts["streams_forgotten"] += 1
+        return True
+
     def _evict(self, model: str | None, now_ns: int) -> bool:
         """Make room for a new version of ``model`` (or, with ``None``, a new model name) by the module docstring's
         policy; returns whether room was made."""
@@ -344,7 +364,8 @@ class State:
 
         victims = next(([k] for k in self._probation if k not in self.pinned and alone(k)), None)
         if victims is None:  # nobody on probation: the confirmed version (or model, for a name) idle longest
-            recent = now_ns - self.config.limits.protect_windows * self.window_ns
+            limits = self.config.limits
+            recent = now_ns - max(limits.protect_windows * self.window_ns, int(limits.protect_s * 1e9))
             idle: dict = {}  # model name, or version key -> newest arrival among what would go
             for mv in self.models.values():
                 unit = mv.key if model is not None else mv.model
@@ -455,9 +476,9 @@ class State:
         return closed
 
     def remember(self, mv: ModelVersion, window: ClosedWindow) -> None:
-        """Add a closed window to the bounded history (also used when restoring from the store)."""
+        """Add a closed window to the history in memory (also used when restoring from the store)."""
         mv.history.append(window)
-        while len(mv.history) > self.config.limits.history:
+        while len(mv.history) > self.config.in_memory_windows:
             mv.history.popleft()
         mv.windows_closed += 1
         mv.partial_windows += window.partial

@@ -44,6 +44,7 @@ class Deltas:
         previous = self.last.get(point.key)
         if previous is not None and point.time_unix_nano <= previous.time_unix_nano:
             raise StalePoint(f"stale cumulative point for {point.key.metric!r}")
+        self.last.pop(point.key, None)  # and in again at the end: the streams stay in the order of their last points
         self.last[point.key] = point
         if previous is None or previous.start_unix_nano != point.start_unix_nano:
             return replace(point, cumulative=False)
@@ -51,6 +52,15 @@ class Deltas:
         if value is None:  # counts fell: a reset that kept its start time
             return replace(point, cumulative=False)
         return replace(point, value=value, start_unix_nano=previous.time_unix_nano, cumulative=False)
+
+    def forget_idle(self, before_ns: int) -> bool:
+        """Forget the stream updated longest ago if its last point is older than ``before_ns``; returns whether one
+        was forgotten. If it comes back, its next point counts whole from its start time, as a new stream's does."""
+        key = next(iter(self.last), None)
+        if key is None or self.last[key].time_unix_nano >= before_ns:
+            return False
+        del self.last[key]
+        return True
 
     def forget(self, keys) -> None:
         for key in keys:

@@ -32,10 +32,20 @@ class AttackConfig:
     novelty_floor: float = 0.05  # the least share of new inputs assumed of ordinary callers
     min_novel_queries: int = 50  # distinct queries of a caller before the novelty signal speaks
 
+    @classmethod
+    def from_table(cls, table: dict) -> AttackConfig:
+        """The settings of an ``[attacks]`` table of a configuration file, whose ``trusted`` is a list (made a tuple
+        here, before construction: the instance is frozen and hashable)."""
+        trusted = table.get("trusted")
+        if isinstance(trusted, list) and all(isinstance(t, str) for t in trusted):
+            table = {**table, "trusted": tuple(trusted)}
+        return cls(**table)
+
     def __post_init__(self):
-        if isinstance(self.trusted, str) or not all(isinstance(t, str) for t in self.trusted):
-            raise ValueError(f"attacks.trusted must be a list of caller ids, got {self.trusted!r}")
-        object.__setattr__(self, "trusted", tuple(self.trusted))  # a list from a config file
+        if not isinstance(self.trusted, tuple) or not all(isinstance(t, str) for t in self.trusted):
+            raise ValueError(
+                f"attacks.trusted must be a list of caller ids (a tuple when built in code), got {self.trusted!r}"
+            )
         numbers = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trusted"}
         wrong = [name for name, v in numbers.items() if isinstance(v, bool) or not isinstance(v, int | float)]
         if wrong:
