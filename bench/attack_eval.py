@@ -42,7 +42,7 @@ from attacks.data import victim  # noqa: E402
 
 import otelml  # noqa: E402
 from otelml import semconv  # noqa: E402
-from otelml._callers import CallerHasher  # noqa: E402
+from otelml.sdk.hashing import CallerHasher  # noqa: E402
 from otelml.testing import OTLPSink, attributes, free_port, launch_analyzer  # noqa: E402
 
 KEY = "attack evaluation key"

@@ -6,7 +6,7 @@ SDK's span attributes (caller id, SimHash input fingerprint) at Blacklight's ope
 
 Traffic comes from ``bench/attacks`` (ART campaigns against scikit-learn models on river's Phishing data, benign
 callers replaying held-out rows; cached in ``bench/.cache``). Rows are fingerprinted with the SDK's own
-``otelml._callers.Fingerprinter`` (64 and 128 bits), standardized with the first 1,000 benign rows as the SDK does;
+``otelml.sdk.hashing.Fingerprinter`` (64 and 128 bits), standardized with the first 1,000 benign rows as the SDK does;
 every attack query is assumed to be its own call (the SDK fingerprints calls of up to 16 rows only).
 
 Each design (``bench/attacks/detectors.py``) gives a score per query; its threshold is the lowest that keeps both
@@ -34,7 +34,7 @@ from attacks import FULL, QUICK, load
 from attacks.detectors import CallerKnn, CallerNovelty, CallerPrada, CallerVolume, GlobalLsh
 from attacks.stream import interleave, woven
 
-from otelml._callers import Fingerprinter
+from otelml.sdk.hashing import Fingerprinter
 
 KEY = b"attack bench caller key"
 WARM = 20_000  # benign test queries the global design sees before an attack starts

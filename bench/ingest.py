@@ -26,10 +26,11 @@ import time
 import numpy as np
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from otelml import _encode, semconv
-from otelml._outputs import read_outputs
-from otelml._recorder import Registry
+from otelml import semconv
 from otelml.analyzer import Analyzer, AnalyzerConfig, decode_metrics
+from otelml.sdk import encode
+from otelml.sdk.outputs import read_outputs
+from otelml.sdk.recorder import Registry
 
 MODELS, FEATURES, ROWS = 50, 20, 10_000
 
@@ -46,7 +47,7 @@ def build_request(now_ns: int) -> bytes:
     snapshots = registry.collect()
     for snap in snapshots:
         snap.start_unix_nano, snap.end_unix_nano = now_ns - 10**10, now_ns
-    request = _encode.encode({"service.name": "bench"}, "bench", snapshots)
+    request = encode.encode({"service.name": "bench"}, "bench", snapshots)
     return request.SerializeToString()
 
 

@@ -17,11 +17,11 @@ Example:
     True
 """
 
-from ._callers import caller
-from ._config import configure, force_flush, shutdown
-from ._monitor import Call, MonitoredModel, instrument, last_prediction_id, monitor
-from ._predictions import record_outcome
 from ._version import __version__
+from .sdk.call import Call, last_prediction_id
+from .sdk.callers import caller
+from .sdk.monitor import MonitoredModel, instrument, monitor
+from .sdk.runtime import configure, force_flush, record_outcome, shutdown
 
 __all__ = [
     "Call",

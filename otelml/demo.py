@@ -96,7 +96,7 @@ def _evasion_probes(model, x, rng, count=400):
 def caller_names(key: str = CALLER_KEY, callers=CALLERS) -> dict:
     """The demo's own name for each caller id its alerts can carry. Only the demo can say this: it holds the key and
     the identities; what goes on the wire, and what the analyzer and the SIEM see, is the keyed hash alone."""
-    from ._callers import CallerHasher
+    from .sdk.hashing import CallerHasher
 
     hasher = CallerHasher(key.encode())
     return {hasher.id(name): name for name in callers}

@@ -6,7 +6,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otelml
-from otelml import _health
+from otelml.sdk.runtime import default_runtime
 from otelml.testing import OTLPSink
 
 
@@ -66,10 +66,10 @@ def sink():
 @pytest.fixture
 def dropped():
     """Drops counted during the test, by reason: call the fixture value to read them."""
-    before = _health.health.totals()
+    before = default_runtime().health.totals()
 
     def read():
-        after = _health.health.totals()
+        after = default_runtime().health.totals()
         return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
     return read

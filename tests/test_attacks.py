@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from otelml._callers import Fingerprinter
 from otelml.analyzer.attacks import AttackConfig, CallerWatch, parse_fingerprint
 from otelml.analyzer.attacks.detectors import REGISTRY
+from otelml.sdk.hashing import Fingerprinter
 
 FEATURES = 9
 CENTRES = np.random.default_rng(1).normal(0, 2, size=(6, FEATURES))
@@ -387,7 +387,7 @@ def test_a_probing_caller_through_sdk_and_analyzer_raises_an_alert_that_survives
             proc.wait(10)
     record = _adversarial(sink)[0]
     attrs = attributes(record.attributes)
-    mallory = otelml._callers.CallerHasher(b"test key").id("mallory")
+    mallory = otelml.sdk.hashing.CallerHasher(b"test key").id("mallory")
     assert attrs[semconv.CALLER_ID] == mallory and attrs[semconv.ALERT_DETECTOR] == "evasion probing"
     assert 14 <= attrs[semconv.ALERT_QUERIES] <= 72  # the campaign's queries before the restart count too
     assert len(attrs[semconv.ALERT_FIRST_TRACE_ID]) == 32 and len(record.trace_id) == 16

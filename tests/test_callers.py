@@ -49,7 +49,7 @@ def test_caller_ids_are_keyed_hashes_from_an_argument_a_callable_or_the_context(
     assert "alice" not in ids[0] and len(ids[0]) == 32
     otelml.shutdown()
     otelml.configure(export_metrics=False, caller_key="k2", create_tracer_provider=False)
-    assert otelml._config.runtime().caller_hasher().id("alice") != ids[0]  # another key, another id
+    assert otelml.sdk.runtime.default_runtime().caller_hasher().id("alice") != ids[0]  # another key, another id
 
 
 def test_fingerprints_keep_nearness_and_never_the_input(keyed):
@@ -85,7 +85,7 @@ def test_bad_settings_are_refused():
 
 
 def test_the_same_rows_as_float32_float64_or_integers_get_the_same_fingerprints():
-    from otelml._callers import Fingerprinter
+    from otelml.sdk.hashing import Fingerprinter
 
     rng = np.random.default_rng(3)
     rows = rng.normal(size=(1000, 6))

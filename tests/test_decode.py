@@ -21,16 +21,16 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 from opentelemetry.sdk.resources import Resource as SDKResource
 from opentelemetry.trace import Status, StatusCode
 
-from otelml._encode import encode, key_values
-from otelml._outputs import read_outputs
-from otelml._recorder import Exemplar as CallExemplar
-from otelml._recorder import Registry
 from otelml.analyzer import DecodeError, decode_metrics, decode_traces
 from otelml.analyzer.ingest.decode import decode_metrics_request
 from otelml.analyzer.ingest.histograms import index_range
 from otelml.analyzer.ingest.otlp_json import parse_otlp_json
 from otelml.analyzer.ingest.points import Exemplar
 from otelml.histogram import MAX_SCALE, MIN_SCALE, ExpHistogram
+from otelml.sdk.encode import encode, key_values
+from otelml.sdk.outputs import read_outputs
+from otelml.sdk.recorder import Exemplar as CallExemplar
+from otelml.sdk.recorder import Registry
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 DELTA = pb.AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA

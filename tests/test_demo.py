@@ -28,7 +28,7 @@ def test_the_demo_names_the_callers_its_alerts_carry_by_hashed_id():
     """The alert carries the keyed hash only; the demo, which holds the key and its callers' names, prints the name
     next to it on its own console. Ids it does not know (trace ids, other callers) are left as they are."""
     from otelml import demo
-    from otelml._callers import CallerHasher
+    from otelml.sdk.hashing import CallerHasher
 
     mallory = CallerHasher(demo.CALLER_KEY.encode()).id("mallory")
     stranger = CallerHasher(b"another key").id("mallory")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otelml._inputs import InputError, to_features
-from otelml._outputs import OutputError, read_outputs, read_row
+from otelml.sdk.features import InputError, to_features
+from otelml.sdk.outputs import OutputError, read_outputs, read_row
 
 
 def test_numpy_rows_and_batches():

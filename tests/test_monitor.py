@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 import otelml
 from otelml import semconv
-from otelml._recorder import BLOCK_ROWS
+from otelml.sdk.recorder import BLOCK_ROWS
 
 from .conftest import collect
 
@@ -242,7 +242,7 @@ def test_span_id_is_the_prediction_id(runtime, spans):
 
 
 def test_cardinality_caps(spans, dropped):
-    limits = otelml._recorder.Limits(max_features=3, max_labels=2, max_categories=2)
+    limits = otelml.sdk.recorder.Limits(max_features=3, max_labels=2, max_categories=2)
     rt = otelml.configure(tracer_provider=spans[0], export_metrics=False, limits=limits)
     try:
         predict = otelml.monitor(model="m", version="1", output="labels")(lambda x: np.array(["a", "b", "c", "d"]))
@@ -304,7 +304,7 @@ def test_a_forked_child_records_on_its_own(runtime):
     if pid == 0:  # child: parent's data is not repeated, new calls count
         try:
             predict(np.ones((2, 2)))
-            snap = collect(otelml._config.runtime())[("fork", "1")]
+            snap = collect(otelml.sdk.runtime.default_runtime())[("fork", "1")]
             os.write(write, str(snap.counters[(semconv.METRIC_ROWS, None)]).encode())
         finally:
             os._exit(0)
@@ -339,3 +339,28 @@ def test_a_huge_batch_is_recorded_exactly(runtime):
     snap = collect(runtime)[("big", "1")]
     assert snap.histograms[(semconv.METRIC_FEATURE_VALUE, "x3")].count == 1_000_000
     assert snap.histograms[(semconv.METRIC_PREDICTION_VALUE, None)].count == 1_000_000
+
+
+def test_a_monitor_given_its_own_runtime_records_and_counts_there(runtime, spans, dropped):
+    own = otelml.sdk.runtime.Runtime(otelml.sdk.runtime.Settings(tracer_provider=spans[0], export_metrics=False))
+    threads = threading.active_count()
+    assert own.pump is None and threading.active_count() == threads  # making a runtime starts nothing
+    own.start()
+    predict = otelml.monitor(model="own", version="1", runtime=own)(proba_model)
+    predict(np.ones((3, 2)))
+    predict(np.zeros((2, 2, 2)))  # unreadable: counted in the runtime's own health
+    assert collect(own)[("own", "1")].counters[(semconv.METRIC_ROWS, None)] == 3
+    assert ("own", "1") not in collect(runtime)
+    assert own.health.totals() == {"bad_input": 1} and dropped() == {}
+
+
+def test_a_capped_layout_is_planned_once(runtime, dropped, monkeypatch):
+    plans = []
+    real = otelml.sdk.features.CapPlan
+    monkeypatch.setattr(otelml.sdk.features, "CapPlan", lambda *a: plans.append(a) or real(*a))
+    predict = otelml.monitor(model="wide", version="1", output="labels")(lambda x: np.array(["a"] * len(x)))
+    wide = pd.DataFrame(np.ones((2, 600)), columns=[f"c{i}" for i in range(600)])
+    for _ in range(5):
+        predict(wide)
+    assert len(plans) == 1 and dropped()["cardinality_limit"] == 5 * 2 * (600 - 512)
+    assert collect(runtime)[("wide", "1")].counters[(semconv.METRIC_ROWS, None)] == 10

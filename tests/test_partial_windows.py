@@ -9,7 +9,6 @@ import dataclasses
 import numpy as np
 
 from otelml import histogram, semconv
-from otelml._export import next_export_delay
 from otelml.analyzer import Reference, State, StateConfig
 from otelml.analyzer.detection import Detection
 from otelml.analyzer.detectors import (
@@ -22,6 +21,7 @@ from otelml.analyzer.detectors import (
 from otelml.analyzer.detectors.base import Finding
 from otelml.analyzer.detectors.synthetic import window as synthetic_window
 from otelml.analyzer.ingest.points import Decoded, Point, StreamKey
+from otelml.sdk.export import next_export_delay
 
 S = 1_000_000_000
 W = 60 * S

@@ -21,7 +21,9 @@ import pytest
 from opentelemetry.sdk.metrics.export import MetricExportResult
 
 import otelml
-from otelml import _callers, _config, _monitor, _recorder, semconv
+from otelml import semconv
+from otelml.sdk import hashing, outputs, recorder
+from otelml.sdk.runtime import Runtime, default_runtime
 from otelml.testing import OTLPSink, free_port
 
 from .conftest import collect
@@ -161,7 +163,7 @@ def fault_input_conversion(fault, monkeypatch, configure):
 
 def fault_fingerprinter(fault, monkeypatch, configure):
     configure()
-    monkeypatch.setattr(_callers.Fingerprinter, "fingerprints", fault)
+    monkeypatch.setattr(hashing.Fingerprinter, "fingerprints", fault)
     return {"fingerprint_bits": 64}, {}, "internal_error", False, 1
 
 
@@ -177,15 +179,15 @@ def fault_span_methods(fault, monkeypatch, configure):
 
 def fault_recorder(fault, monkeypatch, configure):
     configure()
-    monkeypatch.setattr(_recorder.Recorder, "record", fault)
-    monkeypatch.setattr(_recorder.Recorder, "record_row", fault)
+    monkeypatch.setattr(recorder.Recorder, "record", fault)
+    monkeypatch.setattr(recorder.Recorder, "record_row", fault)
     return {}, {}, "internal_error", False, 1
 
 
 def fault_output_reader(fault, monkeypatch, configure):
     configure()
-    monkeypatch.setattr(_monitor, "read_outputs", fault)
-    monkeypatch.setattr(_monitor, "read_row", fault)
+    monkeypatch.setattr(outputs, "read_outputs", fault)
+    monkeypatch.setattr(outputs, "read_row", fault)
     return {}, {}, "internal_error", False, 1
 
 
@@ -217,7 +219,7 @@ def test_a_fault_at_any_stage_leaves_the_call_as_it_was_and_is_counted(
     assert 1 <= dropped().get(reason, 0) and sum(dropped().values()) <= per_call * calls, dropped()
     once_per_reason(caplog)
     if still_recorded:  # a caller id that cannot be had costs the id, never the call's telemetry
-        snapshot = collect(_config.runtime())[("m", "1")]
+        snapshot = collect(default_runtime())[("m", "1")]
         assert snapshot.counters[(semconv.METRIC_ROWS, None)] == calls
         assert all(semconv.CALLER_ID not in s.attributes for s in spans[1].get_finished_spans())
 
@@ -230,7 +232,7 @@ def test_a_caller_context_whose_identity_cannot_be_read_is_counted_not_raised(no
     with otelml.caller(Unprintable(fault)):
         assert predict(X) is RESULT
     assert fault.tries == 1 and dropped() == {"bad_input": 1}
-    assert collect(_config.runtime())[("m", "1")].counters[(semconv.METRIC_ROWS, None)] == 1
+    assert collect(default_runtime())[("m", "1")].counters[(semconv.METRIC_ROWS, None)] == 1
 
 
 def test_call_record_with_inputs_that_raise_is_counted_not_raised(no_export, dropped):
@@ -263,7 +265,7 @@ class BrokenExporter:
 
 
 def configure_with(monkeypatch, exporter, **settings):
-    monkeypatch.setattr(_config.Runtime, "_metric_exporter", lambda self: exporter)
+    monkeypatch.setattr(Runtime, "_metric_exporter", lambda self: exporter)
     return otelml.configure(create_tracer_provider=False, export_interval_s=0.05, **settings)
 
 

@@ -19,12 +19,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otelml import _encode, cli, histogram, semconv
-from otelml._outputs import read_outputs
-from otelml._recorder import Registry
+from otelml import cli, histogram, semconv
 from otelml.analyzer import PINNED, Analyzer, AnalyzerConfig, Store, decode_metrics, decode_traces, references
 from otelml.analyzer.ingest.points import StreamKey
 from otelml.analyzer.store import codec
+from otelml.sdk import encode
+from otelml.sdk.outputs import read_outputs
+from otelml.sdk.recorder import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOBUF = "application/x-protobuf"
@@ -58,7 +59,7 @@ def metrics(window: int, rng, shift: float) -> bytes:
     snapshots = registry.collect()
     for snap in snapshots:
         snap.start_unix_nano, snap.end_unix_nano = T0 + window * W + S, T0 + window * W + 50 * S
-    return _encode.encode({"service.name": "scoring"}, "test", snapshots).SerializeToString()
+    return encode.encode({"service.name": "scoring"}, "test", snapshots).SerializeToString()
 
 
 def traces(window: int, rng) -> bytes:

@@ -91,7 +91,7 @@ def single_stream(seed: int, c: int, horizon: int):
 
 def sdk_parts(calls: list) -> list:
     """The histograms' row sets of one SDK export: calls of more than BLOCK_ROWS/2 rows are aggregated alone,
-    smaller ones are buffered into blocks of at most BLOCK_ROWS rows (``otelml._recorder``)."""
+    smaller ones are buffered into blocks of at most BLOCK_ROWS rows (``otelml.sdk.recorder``)."""
     parts, block, size = [], [], 0
     for call in calls:
         if len(call) > BLOCK_ROWS // 2:

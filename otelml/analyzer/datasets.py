@@ -17,7 +17,7 @@ import csv
 
 import numpy as np
 
-from .._inputs import to_features
+from ..sdk.features import to_features
 
 
 def _read_csv(path: str) -> dict:

@@ -27,9 +27,9 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from ... import semconv
-from ..._encode import key_values
-from ..._export import otlp_exporter
 from ..._version import __version__
+from ...sdk.encode import key_values
+from ...sdk.export import otlp_exporter
 
 logger = logging.getLogger("otelml.analyzer")
 

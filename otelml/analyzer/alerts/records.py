@@ -9,7 +9,7 @@ import json
 from opentelemetry.proto.logs.v1 import logs_pb2
 
 from ... import semconv
-from ..._encode import any_value, key_values
+from ...sdk.encode import any_value, key_values
 from ..logs import logger  # the analyzer's logger, escaping control characters in every record
 from . import ocsf
 from .book import AlertEvent

@@ -1,5 +1,5 @@
-"""Per-caller signals for attack detection, off unless switched on: a keyed hash of the caller's identity and a
-nearness-preserving fingerprint of each input.
+"""Keyed hashes for per-caller attack detection, off unless switched on: a keyed hash of the caller's identity and
+a nearness-preserving fingerprint of each input. (Who the caller is: ``otelml.sdk.callers``.)
 
 - Caller: ``@otelml.monitor(caller="user_id")`` (an argument by name), ``caller=callable(*args, **kwargs)``, or
   ``with otelml.caller(user_id):`` around calls. The span gets ``otelml.caller.id``: HMAC-SHA256 of the identity
@@ -29,44 +29,17 @@ Example:
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import hmac
 import os
-from contextlib import contextmanager
+import threading
 
 import numpy as np
 
-from . import _health
+from .health import logger
 
-_CALLER: contextvars.ContextVar = contextvars.ContextVar("otelml_caller", default=None)
 WARM_ROWS = 256  # rows that fix a monitor's standardization (they get no fingerprint: while it moves, so do they)
 MAX_FINGERPRINT_ROWS = 64  # larger batches (offline scoring, not API probing) carry no fingerprints
-
-
-@contextmanager
-def caller(identity):
-    """Attribute the monitored calls inside the block to ``identity`` (hashed before it goes anywhere)."""
-    token = _CALLER.set(identity_text(identity))
-    try:
-        yield
-    finally:
-        _CALLER.reset(token)
-
-
-def current_caller():
-    return _CALLER.get()
-
-
-def identity_text(identity) -> str | None:
-    """``str(identity)``; ``None`` (counted as bad input, never raised) when that fails or for ``None``."""
-    if identity is None:
-        return None
-    try:
-        return str(identity)
-    except Exception as exc:
-        _health.health.drop(_health.BAD_INPUT, f"the caller identity cannot be read as a string: {exc!r}")
-        return None
 
 
 def caller_key(configured: bytes | str | None) -> bytes:
@@ -74,7 +47,7 @@ def caller_key(configured: bytes | str | None) -> bytes:
     key = configured or os.environ.get("OTELML_CALLER_KEY")
     if key:
         return key.encode() if isinstance(key, str) else key
-    _health.logger.warning(
+    logger.warning(
         "otelml: no caller key (configure(caller_key=...) or OTELML_CALLER_KEY); caller ids and input fingerprints "
         "compare only within this process"
     )
@@ -82,7 +55,9 @@ def caller_key(configured: bytes | str | None) -> bytes:
 
 
 class CallerHasher:
-    """Keyed hashes of caller identities, cached for the identities seen lately."""
+    """Keyed hashes of caller identities, cached for the identities seen lately. Thread-safe: the cache is a dict
+    whose single reads, writes and ``clear`` are atomic, and two threads that hash the same identity store the same
+    id."""
 
     def __init__(self, key: bytes, cache: int = 10_000):
         self._key = key
@@ -111,7 +86,8 @@ def canonical(numeric) -> np.ndarray:
 
 
 class Fingerprinter:
-    """SimHash fingerprints of standardized input rows, for one monitor (one feature layout)."""
+    """SimHash fingerprints of standardized input rows, for one monitor (one feature layout). Thread-safe: the
+    standardization is learnt under a lock, and fixed once learnt."""
 
     def __init__(self, key: bytes, names: tuple, bits: int, warm_rows: int = WARM_ROWS):
         if bits <= 0 or bits % 8:
@@ -129,6 +105,7 @@ class Fingerprinter:
         self._sum = np.zeros(len(names))
         self._sum_sq = np.zeros(len(names))
         self._mean, self._scale = np.zeros(len(names)), np.ones(len(names))
+        self._lock = threading.Lock()
 
     def fingerprints(self, numeric: np.ndarray) -> list[str]:
         """One fingerprint per row: the SimHash in hex, a dot, and a 32-bit keyed digest of the exact row (NaN and
@@ -137,8 +114,10 @@ class Fingerprinter:
         with noise across that time would look like one walking in small steps."""
         numeric = canonical(numeric)
         if self._n < self._warm_rows:
-            self._learn(numeric)
-            return []
+            with self._lock:
+                if self._n < self._warm_rows:
+                    self._learn(numeric)
+                    return []
         z = (numeric - self._mean) / self._scale
         z = np.where(np.isfinite(z), z, 0.0)
         bits = np.packbits(z @ self._projection > 0, axis=1)
@@ -158,9 +137,32 @@ class Fingerprinter:
 
     def _learn(self, numeric: np.ndarray) -> None:
         finite = np.where(np.isfinite(numeric), numeric, 0.0)
-        self._n += numeric.shape[0]
+        n = self._n + numeric.shape[0]
         self._sum += finite.sum(axis=0)
         self._sum_sq += (finite**2).sum(axis=0)
-        self._mean = self._sum / self._n
-        variance = np.maximum(self._sum_sq / self._n - self._mean**2, 0.0)
+        self._mean = self._sum / n
+        variance = np.maximum(self._sum_sq / n - self._mean**2, 0.0)
         self._scale = np.where(variance > 0, np.sqrt(variance), 1.0)
+        self._n = n  # last: a thread that sees the standardization fixed sees its final mean and scale
+
+
+class FingerprintSlot:
+    """The fingerprinter of one monitor under one runtime: made for the feature names of the first call with
+    fingerprints, made anew when the names change. Thread-safe: the fingerprinter is replaced under a lock."""
+
+    def __init__(self, key_of, bits: int):
+        self._key_of = key_of  # the caller key, made on first use
+        self._bits = bits
+        self._printer: Fingerprinter | None = None
+        self._lock = threading.Lock()
+
+    def fingerprints(self, names: tuple, numeric: np.ndarray) -> list[str]:
+        if not numeric.shape[1]:
+            return []
+        printer = self._printer
+        if printer is None or printer.names != names:
+            with self._lock:
+                printer = self._printer
+                if printer is None or printer.names != names:
+                    printer = self._printer = Fingerprinter(self._key_of(), names, self._bits)
+        return printer.fingerprints(numeric)

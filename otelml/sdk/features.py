@@ -138,21 +138,77 @@ def _from_dicts(rows):
     return names, matrix.reshape(len(rows), len(keys)), _EMPTY_CATEGORICAL
 
 
-def cap_features(names, numeric, categorical, max_features: int):
-    """Keep at most ``max_features`` columns (numeric first) with names of at most ``MAX_NAME_LENGTH`` characters.
+class CapPlan:
+    """How to cut one feature layout to the cap: at most ``max_features`` columns (numeric first), names of at most
+    ``MAX_NAME_LENGTH`` characters. Worked out once per layout; applying it to a call is slicing and a dict."""
 
-    Returns ``(names, numeric, categorical, dropped_values)``.
+    __slots__ = (
+        "names",
+        "categorical_names",
+        "max_features",
+        "kept_names",
+        "kept_columns",
+        "kept_categorical",
+        "dropped_categorical",
+    )
+
+    def __init__(self, names: tuple, categorical_names: tuple, max_features: int):
+        self.names, self.categorical_names, self.max_features = names, categorical_names, max_features
+        if any(len(n) > MAX_NAME_LENGTH for n in names) or any(len(n) > MAX_NAME_LENGTH for n in categorical_names):
+            names = tuple(n[:MAX_NAME_LENGTH] for n in names)
+            cut = {}  # cut name -> the last original of that cut name, in the order the cut names first came
+            for n in categorical_names:
+                cut[n[:MAX_NAME_LENGTH]] = n
+        else:
+            cut = {n: n for n in categorical_names}
+        self.kept_columns = min(len(names), max_features)
+        self.kept_names = names[: self.kept_columns]
+        room = max_features - self.kept_columns
+        self.kept_categorical = tuple(cut.items())[:room]
+        self.dropped_categorical = tuple(cut.values())[room:]
+
+    def fits(self, names: tuple, categorical: dict, max_features: int) -> bool:
+        """Whether this plan is the one for a call with these names and limit."""
+        return (
+            max_features == self.max_features
+            and (names is self.names or names == self.names)
+            and tuple(categorical) == self.categorical_names
+        )
+
+    def apply(self, numeric, categorical: dict):
+        """``(names, numeric, categorical, dropped_values)`` of one call."""
+        dropped = 0
+        if numeric.shape[1] > self.kept_columns:
+            dropped = numeric[:, self.kept_columns :].size
+            numeric = numeric[:, : self.kept_columns]
+        if categorical:
+            dropped += sum(categorical[original].size for original in self.dropped_categorical)
+            categorical = {cut: categorical[original] for cut, original in self.kept_categorical}
+        return self.kept_names, numeric, categorical, dropped
+
+
+class FeatureReader:
+    """Reads one monitor's inputs as features within the feature cap, for every call of that monitor.
+
+    Remembers across calls the last layout that needed no capping and the plan of the last one that did, so neither
+    check nor plan is redone while the layout stays the same. Thread-safe: each of the two is one immutable value,
+    read without a lock and replaced whole (two threads that race to replace it put equal values).
     """
-    if any(len(n) > MAX_NAME_LENGTH for n in names) or any(len(n) > MAX_NAME_LENGTH for n in categorical):
-        names = tuple(n[:MAX_NAME_LENGTH] for n in names)
-        categorical = {n[:MAX_NAME_LENGTH]: v for n, v in categorical.items()}
-    dropped = 0
-    if len(names) > max_features:
-        dropped += numeric[:, max_features:].size
-        names, numeric = names[:max_features], numeric[:, :max_features]
-    room = max_features - len(names)
-    if len(categorical) > room:
-        kept = list(categorical)[:room]
-        dropped += sum(v.size for n, v in categorical.items() if n not in kept)
-        categorical = {n: categorical[n] for n in kept}
-    return names, numeric, categorical, dropped
+
+    def __init__(self, feature_names=None):
+        self.feature_names = None if feature_names is None else tuple(str(n) for n in feature_names)
+        self._checked = None  # names known to need no capping (the same tuple again and again on the hot path)
+        self._plan: CapPlan | None = None
+
+    def read(self, x, max_features: int):
+        """``(names, numeric, categorical, dropped_values)``; raises :class:`InputError` for unreadable input."""
+        names, numeric, categorical = to_features(x, self.feature_names)
+        if names is self._checked:
+            return names, numeric, categorical, 0
+        plan = self._plan
+        if plan is None or not plan.fits(names, categorical, max_features):
+            if len(names) + len(categorical) <= max_features and not any(len(n) > MAX_NAME_LENGTH for n in names):
+                self._checked = names
+                return names, numeric, categorical, 0
+            plan = self._plan = CapPlan(names, tuple(categorical), max_features)
+        return plan.apply(numeric, categorical)

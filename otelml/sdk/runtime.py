@@ -1,4 +1,5 @@
-"""``otelml.configure()`` and ``otelml.shutdown()``: one-line set-up that follows OpenTelemetry's environment.
+"""The runtime a monitor records into, and ``otelml.configure()`` / ``otelml.shutdown()``: one-line set-up that
+follows OpenTelemetry's environment.
 
 - Resource: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (through the SDK's ``Resource.create``), or the
   resource of the tracer provider the application already set.
@@ -12,6 +13,14 @@
 
 Calling ``configure()`` again with the same arguments does nothing; with other arguments it replaces the previous
 set-up after flushing it.
+
+A :class:`Runtime` holds what a monitor records into: the tracer, the recorders, the recent predictions, the health
+counters, the metrics thread. Making one has no side effects; :meth:`Runtime.start` creates the tracer provider (and
+makes it the global one if asked) and starts the metrics thread. The process has one default runtime,
+:func:`default_runtime`: the one ``configure()`` set up and started, else a fallback that records but exports
+nothing. Monitors use it unless given a runtime of their own (``otelml.monitor(..., runtime=...)``). The default
+runtimes share one set of health counters, so what was dropped before ``configure()`` (or under the set-up it
+replaced) is still exported.
 """
 
 from __future__ import annotations
@@ -26,10 +35,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from . import _callers, _export, histogram, semconv
-from ._predictions import PredictionStore
-from ._recorder import Limits, Registry
-from ._version import __version__
+from .. import histogram, semconv
+from .._version import __version__
+from . import export, hashing, outcomes
+from .health import Health
+from .outcomes import PredictionStore
+from .recorder import Limits, Registry
 
 DEFAULT_INTERVAL_S = 10.0
 
@@ -105,14 +116,40 @@ def _span_exporter(settings: Settings):
 
 
 class Runtime:
-    """What ``configure()`` set up: the tracer, the recorders, the metrics thread."""
+    """What a monitor records into: the tracer, the recorders, recent predictions, health, the metrics thread.
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.registry = Registry(settings.limits, settings.layout)
+    ``Runtime(settings)`` has no side effects; :meth:`start` sets it going. Use ``configure()`` for the default one.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, health: Health | None = None):
+        self.settings = settings = settings or Settings()
+        self.health = health or Health()
+        self.registry = Registry(settings.limits, settings.layout, self.health)
         self.predictions = PredictionStore()
         self._caller_key = self._caller_hasher = None
+        self._tracer = None
         self.owned_tracer_provider = None
+        self.resource = None
+        self.pump = None
+        self.started = False
+
+    @property
+    def tracer(self):
+        """The tracer of the given tracer provider, else of the global one (a proxy until the application sets one);
+        after :meth:`start`, of the provider it created, if it did."""
+        if self._tracer is None:
+            provider = self.settings.tracer_provider or trace.get_tracer_provider()
+            self._tracer = provider.get_tracer(semconv.SCOPE_NAME, __version__)
+        return self._tracer
+
+    def start(self) -> "Runtime":
+        """Create the SDK tracer provider when the application has none (and ``create_tracer_provider``), make it the
+        global one (``set_global_tracer_provider``), start the metrics thread (``export_metrics``). Once; start a
+        runtime before monitors use it. Returns the runtime."""
+        if self.started:
+            return self
+        self.started = True
+        settings = self.settings
         provider = settings.tracer_provider or trace.get_tracer_provider()
         if (
             settings.tracer_provider is None
@@ -124,19 +161,19 @@ class Runtime:
             self.owned_tracer_provider = provider
             if settings.set_global_tracer_provider:
                 trace.set_tracer_provider(provider)
-        self.tracer = provider.get_tracer(semconv.SCOPE_NAME, __version__)
+        self._tracer = provider.get_tracer(semconv.SCOPE_NAME, __version__)
         self.resource = self._resource(getattr(provider, "resource", None))
-        self.pump = None
         if settings.export_metrics:
-            interval = settings.export_interval_s or _export.env_interval_s(DEFAULT_INTERVAL_S)
-            self.pump = _export.MetricsPump(
-                self.registry, self._metric_exporter, dict(self.resource.attributes), __version__, interval
+            interval = settings.export_interval_s or export.env_interval_s(DEFAULT_INTERVAL_S)
+            self.pump = export.MetricsPump(
+                self.registry, self._metric_exporter, dict(self.resource.attributes), __version__, interval, self.health
             )
             self.pump.start()
+        return self
 
     def _metric_exporter(self):
         settings = self.settings
-        return _export.metric_exporter(
+        return export.metric_exporter(
             _protocol("METRICS", settings), settings.endpoint, dict(settings.headers) or None, settings.timeout_s
         )
 
@@ -150,12 +187,12 @@ class Runtime:
     def caller_key(self) -> bytes:
         """The key of caller ids and input fingerprints (made on first use)."""
         if self._caller_key is None:
-            self._caller_key = _callers.caller_key(self.settings.caller_key)
+            self._caller_key = hashing.caller_key(self.settings.caller_key)
         return self._caller_key
 
-    def caller_hasher(self) -> _callers.CallerHasher:
+    def caller_hasher(self) -> hashing.CallerHasher:
         if self._caller_hasher is None:
-            self._caller_hasher = _callers.CallerHasher(self.caller_key())
+            self._caller_hasher = hashing.CallerHasher(self.caller_key())
         return self._caller_hasher
 
     def force_flush(self) -> bool:
@@ -189,6 +226,10 @@ class Runtime:
             self.owned_tracer_provider.shutdown()
         return ok
 
+    def record_outcome(self, actual, **which) -> bool:
+        """:func:`record_outcome` into this runtime."""
+        return outcomes.record_outcome(self.registry, self.predictions, self.health, actual, **which)
+
     def after_fork(self) -> None:
         self.registry.after_fork()
         self.predictions.after_fork()
@@ -196,11 +237,30 @@ class Runtime:
             self.pump.after_fork()
 
 
-class _State:
-    lock = threading.Lock()
-    active: Runtime | None = None
-    fallback: Runtime | None = None
-    exit_hook = False
+class _Default:
+    """The process's one default runtime: the one ``configure()`` set up, else a fallback that records but exports
+    nothing (made with no side effects, so it is made at import)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active: Runtime | None = None
+        self.fallback = Runtime(Settings(export_metrics=False, create_tracer_provider=False))
+        self.exit_hook = False
+
+    def after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()
+        for rt in (self.active, self.fallback):
+            if rt is not None:
+                rt.after_fork()
+
+
+_default = _Default()
+
+
+def default_runtime() -> Runtime:
+    """The runtime monitors use unless given one: the one ``configure()`` set up, else one that records but exports
+    no metrics."""
+    return _default.active or _default.fallback
 
 
 def configure(**overrides) -> Runtime:
@@ -214,48 +274,46 @@ def configure(**overrides) -> Runtime:
         True
     """
     settings = Settings.from_overrides(**overrides)
-    with _State.lock:
-        current = _State.active
+    with _default.lock:
+        current = _default.active
         if current is not None and current.settings == settings:
             return current
         if current is not None:
             current.shutdown()
-        _State.active = Runtime(settings)
-        if not _State.exit_hook:
+        _default.active = Runtime(settings, health=_default.fallback.health).start()
+        if not _default.exit_hook:
             atexit.register(shutdown)
-            _State.exit_hook = True
-        return _State.active
+            _default.exit_hook = True
+        return _default.active
 
 
 def shutdown() -> bool:
     """Flush and stop what ``configure()`` created; ``True`` if everything was delivered."""
-    with _State.lock:
-        current, _State.active = _State.active, None
+    with _default.lock:
+        current, _default.active = _default.active, None
     return current.shutdown() if current is not None else True
 
 
 def force_flush() -> bool:
     """Export everything recorded so far, now; ``True`` if it was delivered."""
-    current = _State.active
+    current = _default.active
     return current.force_flush() if current is not None else True
 
 
-def runtime() -> Runtime:
-    """The active runtime; before ``configure()``, one that records but exports no metrics."""
-    current = _State.active
-    if current is not None:
-        return current
-    with _State.lock:
-        if _State.fallback is None:
-            _State.fallback = Runtime(Settings(export_metrics=False, create_tracer_provider=False))
-        return _State.active or _State.fallback
+def record_outcome(actual, *, prediction_id=None, model=None, version=None, predicted=None) -> bool:
+    """Record the true label(s) of earlier predictions; returns whether they were counted. Never raises.
+
+    Either ``prediction_id`` (from :func:`otelml.last_prediction_id` or ``call.prediction_id``; ``actual`` holds one
+    label per row of that call), or ``model`` (and ``version``) with ``predicted``.
+
+    Example:
+        >>> import otelml
+        >>> otelml.record_outcome("spam", model="filter", version="3", predicted="ham")
+        True
+    """
+    return default_runtime().record_outcome(
+        actual, prediction_id=prediction_id, model=model, version=version, predicted=predicted
+    )
 
 
-def _after_fork_in_child() -> None:
-    _State.lock = threading.Lock()
-    for rt in (_State.active, _State.fallback):
-        if rt is not None:
-            rt.after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_default.after_fork_in_child)

@@ -7,6 +7,8 @@ returns everything since the previous export as a :class:`Snapshot` (delta tempo
 
 Memory is bounded: the block has a fixed size, per-interval histogram lists are compacted, and distinct feature
 names, labels and category values are capped (the rest counted under ``__other__`` or dropped and counted).
+
+(A little over 350 lines: the hot path, its buffers and their flushing are one piece under one lock.)
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _health, histogram, semconv
-from ._inputs import MAX_NAME_LENGTH
-from ._outputs import Outputs
+from .. import histogram, semconv
+from .features import MAX_NAME_LENGTH
+from .health import CARDINALITY, Health
+from .outputs import Outputs
 
 BLOCK_ROWS = 512  # small calls are aggregated this many rows at a time
 _COMPACT_AT = 64  # histograms kept per stream before they are merged
@@ -68,10 +71,11 @@ class Snapshot:
 class Recorder:
     """Aggregates one model version's calls; thread-safe."""
 
-    def __init__(self, model: str, version: str, task: str, limits: Limits, layout: histogram.Layout):
+    def __init__(self, model: str, version: str, task: str, limits: Limits, layout, health: Health | None = None):
         self.attributes = {semconv.MODEL_NAME: model, semconv.MODEL_VERSION: version, semconv.MODEL_TASK: task}
         self.limits = limits
         self.layout = layout
+        self.health = health or Health()
         self._lock = threading.Lock()
         self._features: set = set()
         self._labels: dict = {}
@@ -199,8 +203,8 @@ class Recorder:
         for name, hist in named:
             if name not in self._features:
                 if len(self._features) >= self.limits.max_features:
-                    _health.health.drop(
-                        _health.CARDINALITY,
+                    self.health.drop(
+                        CARDINALITY,
                         f"model {self.attributes[semconv.MODEL_NAME]!r} has more than "
                         f"{self.limits.max_features} features; feature {name!r} is not recorded",
                         count=hist.count,
@@ -325,9 +329,10 @@ def _count_nonfinite(names, numeric):
 class Registry:
     """The recorders of one configured otelml, keyed by model, version and task."""
 
-    def __init__(self, limits: Limits | None = None, layout: histogram.Layout | None = None):
+    def __init__(self, limits: Limits | None = None, layout=None, health: Health | None = None):
         self.limits = limits or Limits()
         self.layout = layout or histogram.DEFAULT_LAYOUT
+        self.health = health or Health()
         self._lock = threading.Lock()
         self._recorders: dict = {}
 
@@ -336,7 +341,9 @@ class Registry:
         found = self._recorders.get(key)
         if found is None:
             with self._lock:
-                found = self._recorders.setdefault(key, Recorder(model, version, task, self.limits, self.layout))
+                found = self._recorders.setdefault(
+                    key, Recorder(model, version, task, self.limits, self.layout, self.health)
+                )
         return found
 
     def find(self, model: str, version: str | None = None) -> list[Recorder]:

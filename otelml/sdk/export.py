@@ -2,7 +2,7 @@
 
 The standard OpenTelemetry exporters do the transport (endpoint, headers, TLS, compression and timeouts from the
 ``OTEL_EXPORTER_OTLP_*`` variables, retries with back-off). otelml hands them a ready protobuf request, because it
-encodes its histograms itself (see ``otelml._encode``). A request that still fails is kept and sent again at the next
+encodes its histograms itself (see ``otelml.sdk.encode``). A request that still fails is kept and sent again at the next
 interval, oldest first; past ``max_pending`` requests the oldest is dropped, counted and logged. The caller of a
 predict function never waits for any of this.
 """
@@ -20,8 +20,9 @@ from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as _HttpExporter
 from opentelemetry.sdk.metrics.export import MetricExportResult
 
-from . import _encode, _health
-from ._recorder import Registry
+from . import encode
+from .health import EXPORT_FAILED, INTERNAL_ERROR, Health
+from .recorder import Registry
 
 
 class _GrpcRequestExporter(_GrpcExporter):
@@ -99,9 +100,12 @@ class MetricsPump:
         resource_attributes: dict,
         scope_version: str,
         interval_s: float,
+        health: Health | None = None,
         max_pending: int = 60,
     ):
         self.registry = registry
+        self.health = health or registry.health
+        self._flush_guard = self.health.guard(INTERNAL_ERROR, "metrics export step failed: ", exc_info=True)
         self._exporter_factory = exporter_factory
         self.exporter = exporter_factory()
         self.resource_attributes = resource_attributes
@@ -128,25 +132,23 @@ class MetricsPump:
     def flush(self) -> bool:
         """Collect now and export, with anything still pending; ``True`` when nothing is left undelivered."""
         with self._export_lock:
-            try:
+            with self._flush_guard:  # never let the thread die
                 self._collect()
                 return self._deliver()
-            except Exception as exc:  # never let the thread die
-                _health.health.drop(_health.INTERNAL_ERROR, f"metrics export step failed: {exc!r}", exc_info=True)
-                return False
+            return False
 
     def _collect(self) -> None:
         now = time.time_ns()
         snapshots = self.registry.collect()
-        dropped = _health.health.take_pending()
+        dropped = self.health.take_pending()
         window, self._last_ns = (self._last_ns, now), now
         if snapshots or dropped:
-            request = _encode.encode(self.resource_attributes, self.scope_version, snapshots, dropped, window)
+            request = encode.encode(self.resource_attributes, self.scope_version, snapshots, dropped, window)
             self._pending.append(request)
         while len(self._pending) > self._max_pending:
             lost = self._pending.popleft()
-            _health.health.drop(
-                _health.EXPORT_FAILED,
+            self.health.drop(
+                EXPORT_FAILED,
                 f"metrics backend unreachable for {self._max_pending} intervals; oldest interval dropped",
                 count=_points(lost),
             )
@@ -175,8 +177,8 @@ class MetricsPump:
         once."""
         pending, self._pending = self._pending, deque()
         if pending:
-            _health.health.drop(
-                _health.EXPORT_FAILED, f"{len(pending)} metric requests undelivered: {reason}",
+            self.health.drop(
+                EXPORT_FAILED, f"{len(pending)} metric requests undelivered: {reason}",
                 count=sum(_points(r) for r in pending),
             )  # fmt: skip
 

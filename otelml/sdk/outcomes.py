@@ -3,7 +3,8 @@
 Outcomes are a counter (``otelml.outcomes``) by predicted and true label, so accuracy, precision, recall and F1 can
 be computed downstream from metrics alone. An outcome is recorded either by the prediction id of an earlier call
 (its span id in hex, see :func:`otelml.last_prediction_id`), which looks the predicted labels up in a bounded store
-of recent calls, or by passing the predicted and the true label together.
+of recent calls, or by passing the predicted and the true label together. ``otelml.record_outcome`` records into the
+default runtime (``otelml.sdk.runtime``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import _config, _health, semconv
+from .. import semconv
+from .health import BAD_INPUT, UNKNOWN_PREDICTION, Health
 
 
 class PredictionStore:
@@ -55,39 +57,35 @@ class PredictionStore:
         self._rows = 0
 
 
-def record_outcome(actual, *, prediction_id=None, model=None, version=None, predicted=None) -> bool:
-    """Record the true label(s) of earlier predictions; returns whether they were counted. Never raises.
-
-    Either ``prediction_id`` (from :func:`otelml.last_prediction_id` or ``call.prediction_id``; ``actual`` holds one
-    label per row of that call), or ``model`` (and ``version``) with ``predicted``.
-
-    Example:
-        >>> import otelml
-        >>> otelml.record_outcome("spam", model="filter", version="3", predicted="ham")
-        True
-    """
-    try:
+def record_outcome(
+    registry,
+    predictions: PredictionStore,
+    health: Health,
+    actual,
+    *,
+    prediction_id=None,
+    model=None,
+    version=None,
+    predicted=None,
+) -> bool:
+    """Count the true label(s) ``actual`` of earlier predictions into ``registry``'s recorders; whether they were
+    counted. Never raises. See ``otelml.record_outcome``."""
+    with health.guard(BAD_INPUT, "record_outcome: ", show=str):
         actual_labels = np.atleast_1d(np.asarray(actual))
         if prediction_id is not None:
-            entry = _config.runtime().predictions.pop(prediction_id)
+            entry = predictions.pop(prediction_id)
             if entry is None:
-                _health.health.drop(
-                    _health.UNKNOWN_PREDICTION,
+                health.drop(
+                    UNKNOWN_PREDICTION,
                     f"no recent prediction with id {prediction_id!r} (unknown, already used, or forgotten)",
                 )
                 return False
             recorder, predicted, _ = entry
             predicted_labels = np.atleast_1d(np.asarray(predicted))
         elif model is not None and predicted is not None:
-            runtime = _config.runtime()
-            found = runtime.registry.find(model, None if version is None else str(version))
-            recorder = (
-                found[0]
-                if found
-                else runtime.registry.recorder(
-                    model, None if version is None else str(version), semconv.TASK_CLASSIFICATION
-                )
-            )
+            version = None if version is None else str(version)
+            found = registry.find(model, version)
+            recorder = found[0] if found else registry.recorder(model, version, semconv.TASK_CLASSIFICATION)
             predicted_labels = np.atleast_1d(np.asarray(predicted))
         else:
             raise ValueError("record_outcome needs prediction_id=, or model= with predicted=")
@@ -95,6 +93,4 @@ def record_outcome(actual, *, prediction_id=None, model=None, version=None, pred
             raise ValueError(f"{predicted_labels.size} predictions but {actual_labels.size} true labels")
         recorder.add_outcomes(predicted_labels, actual_labels)
         return True
-    except Exception as exc:
-        _health.health.drop(_health.BAD_INPUT, f"record_outcome: {exc}")
-        return False
+    return False

@@ -12,8 +12,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from . import semconv
-from ._recorder import Snapshot
+from .. import semconv
+from .recorder import Snapshot
 
 DELTA = pb.AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 

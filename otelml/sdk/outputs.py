@@ -19,11 +19,12 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import semconv
+from .. import semconv
 
 KINDS = ("auto", "labels", "proba", "scores", "values")
 
@@ -136,6 +137,45 @@ def read_row(y, kind: str, classes):
         second = max(flat[:index] + flat[index + 1 :])
         return label, float(top), float(top - second), None
     return label, None, None, float(top)
+
+
+class OutputReader:
+    """How one monitor reads its results, for every call of that monitor: ``kind`` as given, or with ``"auto"`` the
+    kind guessed from the first result read and kept from then on. Thread-safe: the guess is set once, under a lock.
+    """
+
+    def __init__(self, kind: str, task: str, classes):
+        self.kind = kind
+        self.task = task
+        self.classes = None if classes is None else list(classes)
+        self._guessed = None
+        self._lock = threading.Lock()
+
+    def outputs(self, y) -> Outputs:
+        """All rows of ``y`` (see :func:`read_outputs`); raises :class:`OutputError`."""
+        kind = self.kind if self.kind != "auto" else self._guessed
+        if kind is None:
+            out = read_outputs(y, "auto", self.task, self.classes)
+            with self._lock:
+                if self._guessed is None:
+                    self._guessed = kind_of(out)
+            return out
+        return read_outputs(y, kind, self.task, self.classes)
+
+    def row(self, y):
+        """``(label, confidence, margin, value)`` of a one-row result (see :func:`read_row`), or ``None`` until the
+        kind is known."""
+        kind = self.kind if self.kind != "auto" else self._guessed
+        return None if kind is None else read_row(y, kind, self.classes)
+
+
+def kind_of(out: Outputs) -> str:
+    """The kind that reads like ``out`` was read."""
+    if out.confidence is not None:
+        return "proba"
+    if out.values is not None:
+        return "scores" if out.label_index is not None else "values"
+    return "labels"
 
 
 def _guess_kind(y: np.ndarray, task: str) -> str:
