@@ -10,6 +10,8 @@ otelml demo                       the whole loop on one machine in about a minut
 
 Commands that read or change existing state (``reference show``, ``pin``, ``promote``, ``state migrate``) never
 create a state directory; every command checks its inputs before it creates anything.
+
+(long: one small function per subcommand, beside the one parser that lists them all with their help.)
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ would then fall to scale 2 (19% wide buckets), and a 0.2 sd shift would vanish. 
 values) into the zero bucket, when that buys at least ``min_fold_gain`` more scale steps. The fold is on the wire
 as OTLP's ``zero_threshold``, so any consumer reads the histogram correctly.
 
+(long: the one histogram type of SDK and analyzer, with the building, merging, aligning and folding that must agree
+bucket for bucket.)
+
 Example:
     >>> import numpy as np
     >>> h = from_values(np.array([0.0, 1.0, 2.0, 3.0, -4.0]))

@@ -8,7 +8,7 @@ returns everything since the previous export as a :class:`Snapshot` (delta tempo
 Memory is bounded: the block has a fixed size, per-interval histogram lists are compacted, and distinct feature
 names, labels and category values are capped (the rest counted under ``__other__`` or dropped and counted).
 
-(A little over 350 lines: the hot path, its buffers and their flushing are one piece under one lock.)
+(long: the hot path, its buffers and their flushing are one piece under one lock.)
 """
 
 from __future__ import annotations

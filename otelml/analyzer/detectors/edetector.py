@@ -38,8 +38,8 @@ Example:
     >>> bool(quiet < np.log(1000) < loud)
     True
 
-Past the analyzer's ~350-line module size, kept whole: the bank's stacked components, their betting tables and the
-one-feature detector are one algorithm whose parts are calibrated and tested together.
+(long: kept whole, the bank's stacked components, their betting tables and the
+one-feature detector are one algorithm whose parts are calibrated and tested together.)
 """
 
 from __future__ import annotations

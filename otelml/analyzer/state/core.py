@@ -18,6 +18,8 @@ are not otelml's and are counted as ignored.
 
 Caps bound memory whatever senders send (``caps``: the caps on models, versions, features, streams, values and
 sources, and which model version is evicted to make room).
+
+(long: points are routed, converted, landed and their windows closed under one lock, as one piece of state.)
 """
 
 from __future__ import annotations
