@@ -92,13 +92,7 @@ def same(x: np.ndarray, others: np.ndarray) -> np.ndarray:
 def knn(x: np.ndarray, others: np.ndarray, k: int) -> float:
     """Mean distance from ``x`` to its ``k`` nearest rows of ``others``, leaving out the very input ``x`` itself
     (inf if nothing is left)."""
-    d = distances(x, others)[~same(x, others)]
-    if d.size == 0:
-        return math.inf
-    k = min(k, d.size)
-    if d.size <= 256:  # sorting a short list costs less than numpy's partition and mean
-        return sum(sorted(d.tolist())[:k]) / k
-    return float(np.partition(d, k - 1)[:k].mean())
+    return mean_smallest(distances(x, others)[~same(x, others)], k)
 
 
 def walked(x: np.ndarray, own: np.ndarray, latest: np.ndarray) -> np.ndarray:
