@@ -118,12 +118,13 @@ class _Tables:
         # reference's range), limited to the values between which all but q of the reference lies at either end,
         # centred on the reference's mean and divided by that range; else the PIT score minus 1/2
         low, high = histogram.key_bounds(self.keys, reference.scale, reference.zero_threshold)
-        mid = (np.clip(low, reference.min, reference.max) + np.clip(high, reference.min, reference.max)) / 2
+        mid = np.clip(low, reference.min, reference.max) / 2 + np.clip(high, reference.min, reference.max) / 2
         cum = np.cumsum(counts)
         ends = mid[np.searchsorted(cum, q * m, side="right")], mid[np.searchsorted(cum, m - q * m, side="left")]
         mid = np.clip(mid, *ends)
-        width = float(ends[1] - ends[0])
-        self.discrete = counts.size <= DISCRETE_SCORES and width > 0
+        with np.errstate(invalid="ignore", over="ignore"):  # infinite ends (infinite values in the reference): NaN
+            width = float(ends[1] - ends[0])
+        self.discrete = counts.size <= DISCRETE_SCORES and 0 < width < math.inf
         self.scan_score = (mid - float(np.sum(p * mid))) / width if self.discrete else u - 0.5
 
 
