@@ -39,10 +39,10 @@ def _common(live: histogram.ExpHistogram, reference: histogram.ExpHistogram):
     b = np.zeros(keys.size)
     a[np.searchsorted(keys, keys_l)] = counts_l
     b[np.searchsorted(keys, keys_r)] = counts_r
-    return a, b, _midpoints(keys, live, reference)
+    return a, b, midpoints(keys, live, reference)
 
 
-def _midpoints(keys, *hists):
+def midpoints(keys, *hists):
     """Midpoint of each bucket key, clipped to the data's range (bucket bounds past it, or inf, mean nothing)."""
     low, high = min(h.min for h in hists), max(h.max for h in hists)
     lower, upper = histogram.key_bounds(keys, hists[0].scale, hists[0].zero_threshold)

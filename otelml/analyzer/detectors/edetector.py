@@ -53,6 +53,7 @@ import numpy as np
 from scipy import stats
 
 from ... import histogram
+from .distances import midpoints
 from .scan import DISCRETE_SCORES, missing_mass
 
 LOCATION_SHIFTS = (0.05, 0.1, 0.2, 0.5)  # in sd
@@ -117,8 +118,7 @@ class _Tables:
         # The scan's score of each bucket: for a few-valued feature its value (the bucket's midpoint within the
         # reference's range), limited to the values between which all but q of the reference lies at either end,
         # centred on the reference's mean and divided by that range; else the PIT score minus 1/2
-        low, high = histogram.key_bounds(self.keys, reference.scale, reference.zero_threshold)
-        mid = np.clip(low, reference.min, reference.max) / 2 + np.clip(high, reference.min, reference.max) / 2
+        mid = midpoints(self.keys, reference)
         cum = np.cumsum(counts)
         ends = mid[np.searchsorted(cum, q * m, side="right")], mid[np.searchsorted(cum, m - q * m, side="left")]
         mid = np.clip(mid, *ends)
